@@ -1,0 +1,6 @@
+"""r2kd-keras: Robustness-Reinforced Knowledge Distillation for Keras 3."""
+
+from r2kd_keras import pruning
+from r2kd_keras.pruning import prune_teacher
+
+__version__ = "0.1.0"
