@@ -1,6 +1,8 @@
 """r2kd-keras: Robustness-Reinforced Knowledge Distillation for Keras 3."""
 
+from r2kd_keras import losses
 from r2kd_keras import pruning
+from r2kd_keras.distiller import R2KDDistiller
 from r2kd_keras.pruning import prune_teacher
 
 __version__ = "0.1.0"

@@ -315,6 +315,9 @@ class R2KDDistiller(keras.Model):
         self._augmenter_takes_dict = (
             augmenter is not None and _augmenter_takes_dict(augmenter)
         )
+        # `call` is the student's, so the distiller is built when it is
+        # (BackupAndRestore refuses unbuilt models).
+        self.built = student.built
 
     # ------------------------------------------------------------ validation
     def _validate_models(self, student, teacher, role="teacher"):

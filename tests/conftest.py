@@ -13,3 +13,14 @@ tf.config.set_logical_device_configuration(
     _cpu,
     [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()],
 )
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def mirrored_strategy():
+    """One MirroredStrategy for the whole session: each new instance restarts
+    its collective keys, and two instances in one process can collide
+    ("Collective instance N expected type ...")."""
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])

@@ -1,0 +1,114 @@
+"""The contract with a custom train_step (the distiller's): begin_pruning_step
+before the forward pass, apply_pruning_masks after optimizer.apply, under fit,
+on one device and under MirroredStrategy over two CPU devices."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from r2kd_keras.pruning import PolynomialDecay
+from r2kd_keras.pruning import UpdatePruningStep
+from r2kd_keras.pruning import apply_pruning_masks
+from r2kd_keras.pruning import begin_pruning_step
+from r2kd_keras.pruning import prune_low_magnitude
+from r2kd_keras.pruning import pruning_wrappers
+from tests.pruning.helpers import assert_pruned_weights_zero
+from tests.pruning.helpers import fashion_mnist
+from tests.pruning.helpers import replica_values
+from tests.pruning.helpers import sgd
+from tests.pruning.helpers import small_cnn
+
+FINAL_SPARSITY = 0.8
+
+
+class PruningTrainer(keras.Model):
+    """A minimal model with its own train_step, as the distiller has."""
+
+    drives_pruning = True
+
+    def __init__(self, net, **kwargs):
+        super().__init__(**kwargs)
+        self.net = net
+
+    def call(self, x, training=False):
+        return self.net(x, training=training)
+
+    def train_step(self, data):
+        x, y = data
+        begin_pruning_step(self.net)
+        with tf.GradientTape() as tape:
+            loss = self.compute_loss(x=x, y=y, y_pred=self.net(x, training=True))
+        variables = self.net.trainable_variables
+        self.optimizer.apply(tape.gradient(loss, variables), variables)
+        apply_pruning_masks(self.net)
+        return {"loss": loss}
+
+
+class CheckAfterEveryStep(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.steps_checked = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        assert_pruned_weights_zero(pruning_wrappers(self.model))
+        self.steps_checked += 1
+
+
+def _train(strategy, steps=8):
+    images, labels = fashion_mnist(128)
+    with strategy.scope():
+        # Updates at steps 2, 4, 6, 8 (steps count from 1, as in tfmot).
+        schedule = PolynomialDecay(0.0, FINAL_SPARSITY, begin_step=0, end_step=8,
+                                   frequency=2)
+        net = prune_low_magnitude(small_cnn(seed=7), pruning_schedule=schedule)
+        trainer = PruningTrainer(net)
+        trainer.compile(sgd(), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    checker = CheckAfterEveryStep()
+    dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(16)
+    # UpdatePruningStep is given too: it must stand aside (drives_pruning).
+    trainer.fit(dataset.take(steps), epochs=1, verbose=0,
+                callbacks=[UpdatePruningStep(), checker])
+    return trainer, checker
+
+
+@pytest.mark.parametrize(
+    "make_strategy",
+    [tf.distribute.get_strategy,
+     lambda: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])],
+    ids=["one_device", "mirrored"],
+)
+def test_custom_train_step_reaches_sparsity_with_exact_zeros(make_strategy):
+    strategy = make_strategy()
+    trainer, checker = _train(strategy)
+    assert checker.steps_checked == 8
+    wrappers = pruning_wrappers(trainer)
+    assert len(wrappers) == 5
+    for wrapper in wrappers:
+        # Counted once per step: not twice, although the callback was given.
+        assert [int(v) for v in replica_values(wrapper.pruning_step)] == [
+            8
+        ] * strategy.num_replicas_in_sync
+        for kernel, mask in zip(wrapper.kernels, wrapper.masks):
+            masks = replica_values(mask)
+            kernels = replica_values(kernel)
+            for other in masks[1:]:
+                np.testing.assert_array_equal(other, masks[0])
+            for other in kernels[1:]:
+                np.testing.assert_array_equal(other, kernels[0])
+            expected_zeros = round(FINAL_SPARSITY * masks[0].size)
+            assert int((masks[0] == 0).sum()) == expected_zeros, kernel.path
+            assert int((kernels[0] == 0).sum()) >= expected_zeros
+
+
+def test_no_wrappers_is_a_no_op_without_ops():
+    model = small_cnn(seed=1)
+
+    @tf.function
+    def step():
+        begin_pruning_step(model)
+        apply_pruning_masks(model)
+        return tf.constant(0)
+
+    graph = step.get_concrete_function().graph
+    assert not [op for op in graph.get_operations() if "Assign" in op.type]
