@@ -116,11 +116,10 @@ def reduced_precision_copy(model, dtype):
 
 
 def _augmenter_takes_dict(augmenter):
-    """Keras 3 and keras-cv image layers take `{"images", "labels"}` dicts;
-    other callables get the images alone."""
-    if getattr(augmenter, "accepts_dict", False) or getattr(
-        augmenter, "requires_teacher", False
-    ):
+    """Keras 3 and keras-cv image layers and `r2kd_keras.augment` views (which
+    declare `requires_teacher`) take `{"images", "labels"}` dicts; other
+    callables get the images alone."""
+    if getattr(augmenter, "accepts_dict", False) or hasattr(augmenter, "requires_teacher"):
         return True
     from keras.src.layers.preprocessing.image_preprocessing import (
         base_image_preprocessing_layer as base,
@@ -191,6 +190,9 @@ class R2KDDistiller(keras.Model):
             teachers compute in that dtype (their logits are cast back to
             float32; bfloat16 moved resnet32x4's logits by ~0.004 and kept
             its top-1 here). Needs a functional or Sequential teacher.
+        pruned_teacher_training: reproduce the reference, whose pruned teacher
+            runs in training mode (BatchNorm on batch statistics, moving
+            averages updated by every step). Default False: inference mode.
         check_numerics: stop with a clear error when the loss is NaN/Inf.
 
     Example:
@@ -223,6 +225,7 @@ class R2KDDistiller(keras.Model):
         distillation_weight=None,
         loss_kwargs=None,
         teacher_dtype=None,
+        pruned_teacher_training=False,
         check_numerics=True,
         **kwargs,
     ):
@@ -281,6 +284,7 @@ class R2KDDistiller(keras.Model):
         self.teacher_weight = float(teacher_weight)
         self.augmenter = augmenter
         self.teacher_dtype = teacher_dtype
+        self.pruned_teacher_training = bool(pruned_teacher_training)
         self.check_numerics = check_numerics
         self.num_classes = self._validate_models(student, teacher)
 
@@ -303,6 +307,10 @@ class R2KDDistiller(keras.Model):
             for model in (self.teacher, self.pruned_teacher)
             if model is not None
         ]
+        if self.pruned_teacher_training and self.pruned_teacher is not None:
+            # Keras runs BatchNorm of a non-trainable layer in inference mode
+            # whatever `training` says; the optimizer still only sees the student.
+            self._teacher_runners[1].trainable = True
         self.epoch = keras.Variable(0.0, trainable=False, name="epoch")
         self._term_names = {
             "r2kd": ["value_loss", "rank_loss"],
@@ -388,16 +396,33 @@ class R2KDDistiller(keras.Model):
     def call(self, inputs, training=None):
         return self.student(inputs, training=training)
 
-    def _target_logits(self, images):
-        """Blended teacher logits, float32, no gradient."""
-        logits = [
-            ops.cast(model(images, training=False), "float32")
-            for model in self._teacher_runners
-        ]
-        target = logits[0]
-        if len(logits) == 2:
-            target = self.teacher_weight * logits[0] + (1.0 - self.teacher_weight) * logits[1]
-        return ops.stop_gradient(target)
+    def _target_logits(self, views, training=True):
+        """Blended teacher logits per view, float32, no gradient.
+
+        Teachers in inference mode see all views in one call: with BatchNorm
+        using its moving statistics that equals one call per view, and is
+        cheaper. The reference-mode pruned teacher sees each view alone.
+        """
+        batch = tf.shape(views[0])[0]
+        fused = ops.concatenate(views, axis=0) if len(views) > 1 else views[0]
+        per_model = []
+        for model, is_pruned in zip(self._teacher_runners, (False, True)):
+            if training and is_pruned and self.pruned_teacher_training:
+                per_model.append([model(view, training=True) for view in views])
+            else:
+                logits = model(fused, training=False)
+                per_model.append(
+                    [logits[i * batch:(i + 1) * batch] for i in range(len(views))]
+                )
+        targets = []
+        for logits in zip(*per_model):
+            logits = [ops.cast(z, "float32") for z in logits]
+            target = logits[0]
+            if len(logits) == 2:
+                w = self.teacher_weight
+                target = w * logits[0] + (1.0 - w) * logits[1]
+            targets.append(ops.stop_gradient(target))
+        return targets
 
     def _second_view(self, images, one_hot):
         """`(A(x), labels of A(x))`; the labels are only used by `"none"`."""
@@ -518,11 +543,7 @@ class R2KDDistiller(keras.Model):
             labels.append(y_aug)
         targets = [None] * len(images)
         if self.distillation != "none":
-            # BatchNorm in inference mode makes one call over both views
-            # exactly equal to two calls, and cheaper.
-            batch = tf.shape(x)[0]
-            fused = self._target_logits(ops.concatenate(images, axis=0))
-            targets = [fused[i * batch:(i + 1) * batch] for i in range(len(images))]
+            targets = self._target_logits(images)
 
         variables = self.student.trainable_variables
         replicas = self.distribute_strategy.num_replicas_in_sync
@@ -552,7 +573,10 @@ class R2KDDistiller(keras.Model):
     def test_step(self, data):
         x, y, one_hot = self._unpack(data)
         student_logits = ops.cast(self.student(x, training=False), "float32")
-        target = None if self.distillation == "none" else self._target_logits(x)
+        target = (
+            None if self.distillation == "none"
+            else self._target_logits([x], training=False)[0]
+        )
         views = [(
             self._gather(student_logits),
             None if target is None else self._gather(target),
@@ -601,6 +625,7 @@ class R2KDDistiller(keras.Model):
             "loss_kwargs": {**self.loss_kwargs, "warmup_epochs": self._dkd_warmup_epochs}
             if self.distillation == "dkd" else self.loss_kwargs,
             "teacher_dtype": self.teacher_dtype,
+            "pruned_teacher_training": self.pruned_teacher_training,
             "check_numerics": self.check_numerics,
         }
 

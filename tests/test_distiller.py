@@ -309,6 +309,23 @@ def test_teachers_stay_frozen_and_in_inference_mode(batch, teacher):
         np.testing.assert_array_equal(a, b)
 
 
+def test_reference_mode_runs_the_pruned_teacher_in_training_mode(batch, teacher):
+    x, y = batch
+    distiller, logs = one_step(tf.distribute.get_strategy(), teacher, x, y,
+                               augmenter=flip, pruned_teacher_training=True)
+    fresh = prune_teacher(teacher, 0.1)
+    moving = lambda m: [w.numpy() for w in m.non_trainable_weights if "moving" in w.path]
+    changed = [np.abs(a - b).max() for a, b in
+               zip(moving(fresh), moving(distiller.pruned_teacher))]
+    assert changed and min(changed) > 0  # moving averages were updated
+    # Its targets used batch statistics, so the value term differs from the
+    # inference-mode default on the same batch.
+    _, default_logs = one_step(tf.distribute.get_strategy(), teacher, x, y, augmenter=flip)
+    assert abs(logs["value_loss"] - default_logs["value_loss"]) > 1e-4
+    for a, b in zip(fresh.trainable_weights, distiller.pruned_teacher.trainable_weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())  # kernels not trained
+
+
 def test_bfloat16_teacher_targets_stay_close_to_float32(batch, teacher):
     x, _ = batch
     fast = reduced_precision_copy(teacher, "bfloat16")
