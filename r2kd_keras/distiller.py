@@ -532,9 +532,7 @@ class R2KDDistiller(keras.Model):
     # ----------------------------------------------------------------- steps
     def train_step(self, data):
         x, y, one_hot = self._unpack(data)
-        pruning_begin = getattr(pruning, "begin_pruning_step", None)
-        if pruning_begin is not None:
-            pruning_begin(self.student)
+        pruning.begin_pruning_step(self.student)
         images = [x]
         labels = [one_hot]
         if self.augmenter is not None:
@@ -565,9 +563,8 @@ class R2KDDistiller(keras.Model):
             scaled = self.optimizer.scale_loss(total / replicas)
         gradients = tape.gradient(scaled, variables)
         self.optimizer.apply(gradients, variables)
-        apply_masks = getattr(pruning, "apply_pruning_masks", None)
-        if apply_masks is not None:
-            apply_masks(self.student)
+        # Momentum and weight decay would otherwise move pruned weights off 0.
+        pruning.apply_pruning_masks(self.student)
         return self._record(x, y, student_logits[0], total, parts)
 
     def test_step(self, data):
