@@ -1,5 +1,23 @@
-"""Magnitude pruning for Keras 3 models."""
+"""Magnitude pruning for Keras 3 models.
 
+`tfmot.sparsity.keras`'s API and step semantics, native to Keras 3 (tfmot
+0.8.1 refuses Keras 3 models and switches the process to Keras 2), plus the
+one-shot teacher pruning of R2KD.
+"""
+
+from r2kd_keras.pruning.callbacks import PruningSummaries
+from r2kd_keras.pruning.callbacks import UpdatePruningStep
 from r2kd_keras.pruning.magnitude import magnitude_mask
 from r2kd_keras.pruning.magnitude import prunable_kernels
 from r2kd_keras.pruning.magnitude import prune_teacher
+from r2kd_keras.pruning.prune import PruningPolicy
+from r2kd_keras.pruning.prune import prune_low_magnitude
+from r2kd_keras.pruning.schedules import ConstantSparsity
+from r2kd_keras.pruning.schedules import PolynomialDecay
+from r2kd_keras.pruning.schedules import PruningSchedule
+from r2kd_keras.pruning.strip import get_sparsity
+from r2kd_keras.pruning.strip import strip_pruning
+from r2kd_keras.pruning.wrapper import PruneLowMagnitude
+from r2kd_keras.pruning.wrapper import apply_pruning_masks
+from r2kd_keras.pruning.wrapper import begin_pruning_step
+from r2kd_keras.pruning.wrapper import pruning_wrappers

@@ -14,11 +14,106 @@ PRUNABLE_LAYER_TYPES = (
 )
 
 
+def _zero_lowest(scores, n_pruned):
+    """0/1 mask zeroing the `n_pruned` lowest scores along the last axis.
+
+    Ranking twice (argsort of argsort) gives each entry its rank; ties are
+    ranked by position, so exactly `n_pruned` entries are zeroed and the
+    result is the same on every replica.
+    """
+    ranks = keras.ops.argsort(keras.ops.argsort(scores, axis=-1), axis=-1)
+    return keras.ops.cast(ranks >= n_pruned, "float32")
+
+
+def magnitude_mask_tensor(weights, sparsity):
+    """In-graph `magnitude_mask`: keras.ops only, `sparsity` may be a tensor.
+
+    Args:
+        weights: tensor of any shape.
+        sparsity: scalar (float or tensor) in [0, 1); not validated here.
+
+    Returns:
+        A 0/1 tensor with the shape and dtype of `weights`.
+
+    Example:
+    >>> magnitude_mask_tensor(keras.ops.ones((4, 4)), 0.25)  # 4 zeros
+    """
+    flat = keras.ops.reshape(keras.ops.abs(weights), (-1,))
+    size = int(np.prod(weights.shape))
+    # Rounding in float64 keeps the count identical to the numpy reference.
+    n_pruned = keras.ops.cast(
+        keras.ops.round(keras.ops.cast(sparsity, "float64") * size), "int32"
+    )
+    mask = keras.ops.reshape(_zero_lowest(flat, n_pruned), weights.shape)
+    return keras.ops.cast(mask, weights.dtype)
+
+
+def block_magnitude_mask(weights, sparsity, block_size):
+    """Magnitude mask over `block_size` blocks of a rank-2 tensor.
+
+    Each block is scored by the mean |w| of its entries (partial blocks at
+    the edges average only their real entries, like tfmot's "AVG" pooling
+    with SAME padding); the `round(sparsity * n_blocks)` lowest blocks are
+    zeroed.
+
+    Args:
+        weights: rank-2 tensor.
+        sparsity: scalar in [0, 1).
+        block_size: (height, width) of a block.
+
+    Returns:
+        A 0/1 tensor with the shape and dtype of `weights`.
+
+    Example:
+    >>> block_magnitude_mask(keras.ops.ones((4, 8)), 0.5, (1, 4))
+    """
+    rows, cols = weights.shape
+    bh, bw = block_size
+    pad = ((0, -rows % bh), (0, -cols % bw))
+    grid = (-(-rows // bh), bh, -(-cols // bw), bw)
+    sums = keras.ops.sum(
+        keras.ops.reshape(keras.ops.pad(keras.ops.abs(weights), pad), grid),
+        axis=(1, 3),
+    )
+    counts = keras.ops.sum(
+        keras.ops.reshape(keras.ops.pad(keras.ops.ones_like(weights), pad), grid),
+        axis=(1, 3),
+    )
+    block_mask = magnitude_mask_tensor(sums / counts, sparsity)
+    mask = keras.ops.repeat(keras.ops.repeat(block_mask, bh, axis=0), bw, axis=1)
+    return mask[:rows, :cols]
+
+
+def m_by_n_mask(weights, m_by_n):
+    """Structured mask: `m` zeros in every `n` consecutive input weights.
+
+    Groups run along the input-channel axis (axis -2 of a Dense or Conv
+    kernel), the layout sparse N:M kernels expect (tfmot's `sparsity_m_by_n`).
+
+    Args:
+        weights: tensor of rank >= 2 whose axis -2 is a multiple of `n`.
+        m_by_n: (m, n), `m < n`.
+
+    Returns:
+        A 0/1 tensor with the shape and dtype of `weights`.
+
+    Example:
+    >>> m_by_n_mask(keras.ops.ones((8, 3)), (2, 4))  # 2:4 sparsity
+    """
+    m, n = m_by_n
+    moved = keras.ops.moveaxis(keras.ops.abs(weights), -2, -1)
+    groups = keras.ops.reshape(moved, (-1, n))
+    mask = keras.ops.reshape(_zero_lowest(groups, m), moved.shape)
+    return keras.ops.cast(keras.ops.moveaxis(mask, -1, -2), weights.dtype)
+
+
 def magnitude_mask(weights, sparsity):
     """Mask that zeroes the `round(sparsity * n)` smallest-|w| entries.
 
     Ties are broken by position so the count is exact, which is what
     `torch.nn.utils.prune.l1_unstructured` (the reference's pruner) does.
+    This is the numpy face of `magnitude_mask_tensor`, which the scheduled
+    pruning wrappers run in-graph.
 
     Args:
         weights: array-like of any shape.
@@ -33,12 +128,9 @@ def magnitude_mask(weights, sparsity):
     """
     if not 0.0 <= sparsity < 1.0:
         raise ValueError(f"`sparsity` must be in [0, 1), received: {sparsity}")
-    flat = np.abs(np.asarray(weights, dtype=np.float64)).ravel()
-    n_pruned = int(round(sparsity * flat.size))
-    mask = np.ones(flat.size, dtype=np.float32)
-    if n_pruned:
-        mask[np.argsort(flat, kind="stable")[:n_pruned]] = 0.0
-    return mask.reshape(np.shape(weights))
+    weights = np.asarray(weights, dtype=np.float64)
+    mask = magnitude_mask_tensor(keras.ops.convert_to_tensor(weights), sparsity)
+    return keras.ops.convert_to_numpy(mask).astype(np.float32)
 
 
 def prunable_kernels(layer):

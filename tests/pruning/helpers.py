@@ -4,6 +4,7 @@ import gzip
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
 
@@ -50,3 +51,11 @@ def replica_values(variable):
     value = variable.value
     parts = getattr(value, "values", None) or (value,)
     return [np.asarray(part.numpy()) for part in parts]
+
+
+
+def strategy_for(kind, request):
+    """No strategy, or the session's MirroredStrategy (conftest fixture)."""
+    if kind == "mirrored":
+        return request.getfixturevalue("mirrored_strategy")
+    return tf.distribute.get_strategy()

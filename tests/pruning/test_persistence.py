@@ -119,3 +119,22 @@ def test_pruning_summaries_write_sparsity_per_layer(tmp_path):
     # Target at step 6 of 12: 0.75 - 0.75 * 0.5**3.
     assert scalars[("conv/target_sparsity", last)] == pytest.approx(0.65625)
     assert ("logits/kernel/sparsity", STEPS_PER_EPOCH) in scalars
+
+
+def test_tf_checkpoint_holds_masks_and_step(tmp_path):
+    model = prune_low_magnitude(small_cnn(seed=12))
+    wrapper = pruning_wrappers(model)[2]  # separable: two masks
+    saved = [np.random.default_rng(i).integers(0, 2, m.shape).astype("float32")
+             for i, m in enumerate(wrapper.masks)]
+    for mask, value in zip(wrapper.masks, saved):
+        mask.assign(value)
+    wrapper.pruning_step.assign(42)
+    checkpoint = tf.train.Checkpoint(model=model)
+    path = checkpoint.save(str(tmp_path / "ckpt"))
+    for mask in wrapper.masks:
+        mask.assign(np.ones(mask.shape, "float32"))
+    wrapper.pruning_step.assign(0)
+    checkpoint.restore(path).assert_consumed()
+    for mask, value in zip(wrapper.masks, saved):
+        np.testing.assert_array_equal(mask.numpy(), value)
+    assert int(wrapper.pruning_step.numpy()) == 42

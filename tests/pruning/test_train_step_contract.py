@@ -18,6 +18,7 @@ from tests.pruning.helpers import fashion_mnist
 from tests.pruning.helpers import replica_values
 from tests.pruning.helpers import sgd
 from tests.pruning.helpers import small_cnn
+from tests.pruning.helpers import strategy_for
 
 FINAL_SPARSITY = 0.8
 
@@ -67,19 +68,14 @@ def _train(strategy, steps=8):
     checker = CheckAfterEveryStep()
     dataset = tf.data.Dataset.from_tensor_slices((images, labels)).batch(16)
     # UpdatePruningStep is given too: it must stand aside (drives_pruning).
-    trainer.fit(dataset.take(steps), epochs=1, verbose=0,
+    trainer.fit(dataset.take(steps), epochs=1, verbose=0, shuffle=False,
                 callbacks=[UpdatePruningStep(), checker])
     return trainer, checker
 
 
-@pytest.mark.parametrize(
-    "make_strategy",
-    [tf.distribute.get_strategy,
-     lambda: tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])],
-    ids=["one_device", "mirrored"],
-)
-def test_custom_train_step_reaches_sparsity_with_exact_zeros(make_strategy):
-    strategy = make_strategy()
+@pytest.mark.parametrize("kind", ["one_device", "mirrored"])
+def test_custom_train_step_reaches_sparsity_with_exact_zeros(kind, request):
+    strategy = strategy_for(kind, request)
     trainer, checker = _train(strategy)
     assert checker.steps_checked == 8
     wrappers = pruning_wrappers(trainer)
@@ -112,3 +108,22 @@ def test_no_wrappers_is_a_no_op_without_ops():
 
     graph = step.get_concrete_function().graph
     assert not [op for op in graph.get_operations() if "Assign" in op.type]
+
+
+def test_plain_fit_with_callback_under_mirrored_strategy(mirrored_strategy):
+    strategy = mirrored_strategy
+    images, labels = fashion_mnist(64)
+    with strategy.scope():
+        schedule = PolynomialDecay(0.0, 0.5, begin_step=0, end_step=4, frequency=2)
+        model = prune_low_magnitude(small_cnn(seed=5), pruning_schedule=schedule)
+        model.compile(sgd(), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    checker = CheckAfterEveryStep()
+    model.fit(images, labels, batch_size=16, verbose=0,
+              callbacks=[UpdatePruningStep(), checker])
+    assert checker.steps_checked == 4
+    for wrapper in pruning_wrappers(model):
+        assert [int(v) for v in replica_values(wrapper.pruning_step)] == [4, 4]
+        for mask in wrapper.masks:
+            first, second = replica_values(mask)
+            np.testing.assert_array_equal(first, second)
+            assert int((first == 0).sum()) == round(0.5 * first.size)
