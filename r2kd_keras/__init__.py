@@ -1,6 +1,9 @@
 """r2kd-keras: Robustness-Reinforced Knowledge Distillation for Keras 3."""
 
+from r2kd_keras import augment
+from r2kd_keras import data
 from r2kd_keras import losses
+from r2kd_keras import models
 from r2kd_keras import pruning
 from r2kd_keras.distiller import R2KDDistiller
 from r2kd_keras.pruning import prune_teacher

@@ -403,7 +403,8 @@ class R2KDDistiller(keras.Model):
         using its moving statistics that equals one call per view, and is
         cheaper. The reference-mode pruned teacher sees each view alone.
         """
-        batch = tf.shape(views[0])[0]
+        # Views may differ in size (CutMixPick keeps at most 64 images).
+        sizes = [tf.shape(view)[0] for view in views]
         fused = ops.concatenate(views, axis=0) if len(views) > 1 else views[0]
         per_model = []
         for model, is_pruned in zip(self._teacher_runners, (False, True)):
@@ -411,9 +412,7 @@ class R2KDDistiller(keras.Model):
                 per_model.append([model(view, training=True) for view in views])
             else:
                 logits = model(fused, training=False)
-                per_model.append(
-                    [logits[i * batch:(i + 1) * batch] for i in range(len(views))]
-                )
+                per_model.append(tf.split(logits, sizes, axis=0) if len(views) > 1 else [logits])
         targets = []
         for logits in zip(*per_model):
             logits = [ops.cast(z, "float32") for z in logits]

@@ -1,6 +1,7 @@
 """Fashion-MNIST from Debian's IDX files, checked against numpy and the
 dataset's published facts (60k/10k images, 6,000/1,000 per class)."""
 
+import functools
 import gzip
 import os
 import time
@@ -15,6 +16,7 @@ pytestmark = pytest.mark.skipif(
     not os.path.isdir(DEBIAN), reason="apt-get install dataset-fashion-mnist")
 
 
+@functools.lru_cache(maxsize=None)
 def _raw(name):
     # Independent reader: skip the 16/8-byte headers of the IDX format.
     with gzip.open(os.path.join(DEBIAN, name)) as f:
@@ -94,3 +96,14 @@ def test_truncated_idx_file_is_a_clear_error(tmp_path):
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         fashion_mnist(**kwargs)
+
+
+def test_smaller_size_is_resized():
+    _, val_ds, info = fashion_mnist(image_size=14, batch_size=4, val_batch_size=4)
+    x, _ = next(iter(val_ds))
+    assert x.shape == (4, 14, 14, 1) and info.image_size == 14
+    raw = _raw("t10k-images-idx3-ubyte.gz")[0].astype(np.float32)
+    # Halving with bilinear resize (half-pixel centres) averages 2x2 blocks.
+    expected = raw.reshape(14, 2, 14, 2).mean((1, 3))
+    served = x.numpy()[0, ..., 0] * 0.3530 * 255 + 0.2860 * 255
+    assert np.abs(served - expected).max() <= 0.51

