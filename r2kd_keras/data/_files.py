@@ -6,7 +6,10 @@ import warnings
 
 import tensorflow as tf
 
+from r2kd_keras.data.preprocessing import DatasetInfo
+from r2kd_keras.data.preprocessing import build_pipeline
 from r2kd_keras.data.preprocessing import resize_uint8
+from r2kd_keras.data.preprocessing import resolve_normalization
 
 # First bytes of the formats `tf.io.decode_image` reads.
 _MAGIC = (
@@ -95,3 +98,37 @@ def files_dataset(paths, labels):
 def missing(what, looked, how):
     """The `FileNotFoundError` every loader raises when its data is absent."""
     return FileNotFoundError(f"{what} not found; looked in: {looked}. {how}")
+
+
+def file_pipelines(name, train, val, class_names, image_size, *, batch_size, seed,
+                   pad, drop_remainder, shuffle_buffer, val_batch_size,
+                   normalization, cache):
+    """`(train_ds, val_ds, info)` from scanned `(paths, labels, skipped)` splits.
+
+    The one assembly step of the file-based loaders, so they differ only in
+    how they find their files.
+    """
+    (train_paths, train_labels, train_bad), (val_paths, val_labels, val_bad) = train, val
+    common = dict(seed=seed, normalization=normalization,
+                  decode_fn=decoder(image_size), cache=cache)
+    train_ds = build_pipeline(
+        files_dataset(train_paths, train_labels), training=True,
+        batch_size=batch_size, pad=pad, drop_remainder=drop_remainder,
+        shuffle_buffer=shuffle_buffer, **common,
+    )
+    val_ds = build_pipeline(
+        files_dataset(val_paths, val_labels), training=False,
+        batch_size=val_batch_size or batch_size, **common,
+    )
+    info = DatasetInfo(
+        name=name,
+        num_classes=len(class_names),
+        image_size=image_size,
+        channels=3,
+        train_examples=len(train_paths),
+        val_examples=len(val_paths),
+        class_names=list(class_names),
+        normalization=resolve_normalization(normalization),
+        skipped_files=train_bad + val_bad,
+    )
+    return train_ds, val_ds, info

@@ -5,11 +5,6 @@ import random
 import warnings
 
 from r2kd_keras.data import _files
-from r2kd_keras.data.preprocessing import (
-    DatasetInfo,
-    build_pipeline,
-    resolve_normalization,
-)
 
 
 def _class_folders(data_dir):
@@ -126,47 +121,17 @@ def image_folder(
         val_per_class = [
             _files.list_images(os.path.join(val_dir, c)) for c in classes
         ]
-    train_paths, train_labels, train_bad = _files.scan(
-        *_flatten(train_per_class), "image_folder train"
-    )
-    val_paths, val_labels, val_bad = _files.scan(
-        *_flatten(val_per_class), "image_folder val"
-    )
-    if not train_paths:
+    train = _files.scan(*_flatten(train_per_class), "image_folder train")
+    val = _files.scan(*_flatten(val_per_class), "image_folder val")
+    if not train[0]:
         raise _files.missing(
             "Training images", repr(data_dir),
             f"Supported files: {', '.join(_files.IMAGE_EXTENSIONS)}.",
         )
-    common = dict(
-        seed=seed,
-        normalization=normalization,
-        decode_fn=_files.decoder(image_size),
-        cache=cache,
+    return _files.file_pipelines(
+        os.path.basename(os.path.normpath(data_dir)), train, val, classes,
+        image_size, batch_size=batch_size, seed=seed,
+        pad=image_size // 8 if pad is None else pad, drop_remainder=drop_remainder,
+        shuffle_buffer=shuffle_buffer, val_batch_size=val_batch_size,
+        normalization=normalization, cache=cache,
     )
-    train_ds = build_pipeline(
-        _files.files_dataset(train_paths, train_labels),
-        training=True,
-        batch_size=batch_size,
-        pad=image_size // 8 if pad is None else pad,
-        drop_remainder=drop_remainder,
-        shuffle_buffer=shuffle_buffer,
-        **common,
-    )
-    val_ds = build_pipeline(
-        _files.files_dataset(val_paths, val_labels),
-        training=False,
-        batch_size=val_batch_size or batch_size,
-        **common,
-    )
-    info = DatasetInfo(
-        name=os.path.basename(os.path.normpath(data_dir)),
-        num_classes=len(classes),
-        image_size=image_size,
-        channels=3,
-        train_examples=len(train_paths),
-        val_examples=len(val_paths),
-        class_names=classes,
-        normalization=resolve_normalization(normalization),
-        skipped_files=train_bad + val_bad,
-    )
-    return train_ds, val_ds, info

@@ -4,11 +4,6 @@ import os
 import warnings
 
 from r2kd_keras.data import _files
-from r2kd_keras.data.preprocessing import (
-    DatasetInfo,
-    build_pipeline,
-    resolve_normalization,
-)
 
 URL = "http://cs231n.stanford.edu/tiny-imagenet-200.zip"
 
@@ -134,43 +129,16 @@ def tiny_imagenet(
     """
     root = _find_root(os.path.expanduser(str(data_dir)))
     wnids = sorted(set(_read_lines(os.path.join(root, "wnids.txt"))))
-    train_paths, train_labels, train_bad = _files.scan(
-        *_train_files(root, wnids), "tiny_imagenet train"
-    )
-    val_paths, val_labels, val_bad = _files.scan(
-        *_val_files(root, wnids), "tiny_imagenet val"
-    )
-    if not train_paths:
+    train = _files.scan(*_train_files(root, wnids), "tiny_imagenet train")
+    val = _files.scan(*_val_files(root, wnids), "tiny_imagenet val")
+    if not train[0]:
         raise _files.missing(
             "TinyImageNet training images", os.path.join(root, "train"),
             f"The tree is incomplete: unzip {URL} again.",
         )
-    decode = _files.decoder(image_size)
-    common = dict(seed=seed, normalization=normalization, decode_fn=decode, cache=cache)
-    train_ds = build_pipeline(
-        _files.files_dataset(train_paths, train_labels),
-        training=True,
-        batch_size=batch_size,
-        pad=image_size // 8,
-        drop_remainder=drop_remainder,
-        shuffle_buffer=shuffle_buffer,
-        **common,
+    return _files.file_pipelines(
+        "tiny_imagenet", train, val, _class_names(root, wnids), image_size,
+        batch_size=batch_size, seed=seed, pad=image_size // 8,
+        drop_remainder=drop_remainder, shuffle_buffer=shuffle_buffer,
+        val_batch_size=val_batch_size, normalization=normalization, cache=cache,
     )
-    val_ds = build_pipeline(
-        _files.files_dataset(val_paths, val_labels),
-        training=False,
-        batch_size=val_batch_size or batch_size,
-        **common,
-    )
-    info = DatasetInfo(
-        name="tiny_imagenet",
-        num_classes=len(wnids),
-        image_size=image_size,
-        channels=3,
-        train_examples=len(train_paths),
-        val_examples=len(val_paths),
-        class_names=_class_names(root, wnids),
-        normalization=resolve_normalization(normalization),
-        skipped_files=train_bad + val_bad,
-    )
-    return train_ds, val_ds, info
