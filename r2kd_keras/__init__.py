@@ -2,6 +2,7 @@
 
 from r2kd_keras import augment
 from r2kd_keras import data
+from r2kd_keras import export
 from r2kd_keras import losses
 from r2kd_keras import models
 from r2kd_keras import pruning

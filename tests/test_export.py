@@ -317,6 +317,7 @@ def _dynamic_model():
         ("m.tflite", {"inference_io": "int8"}, ValueError, "quantize=None"),
         ("m.tflite", {"inference_io": "uint8"}, ValueError, "'uint8'"),
         ("m.tflite", {"num_threads": 0}, ValueError, "num_threads"),
+        ("m.tflite", {"max_samples": 0}, ValueError, "max_samples"),
         ("missing/m.tflite", {}, FileNotFoundError, "does not exist"),
         (
             "m.tflite",
