@@ -154,7 +154,8 @@ class R2KDDistiller(keras.Model):
 
     `distillation` selects the method on the same trainer: `"kd"` (Hinton;
     CE weight 0.1, KD weight 0.9 by default, as in mdistiller), `"dist"`,
-    `"dkd"` (labels as targets, warm-up `min(epoch / 20, 1)`), or `"none"`
+    `"dkd"` (labels as targets, warm-up `min(epoch / 20, 1)` with epochs
+    counted from 1 as in mdistiller), or `"none"`
     (the student alone; with an augmenter its CE also covers `A(x)` with the
     augmenter's mixed labels). Baselines apply their term to both views.
 
@@ -469,7 +470,8 @@ class R2KDDistiller(keras.Model):
         elif self.distillation == "dist":
             term = losses.dist_loss(student_logits, target_logits, tau, **self.loss_kwargs)
         else:
-            warmup = ops.minimum(self.epoch / float(self._dkd_warmup_epochs), 1.0)
+            # mdistiller counts epochs from 1: the first epoch gets 1/warmup.
+            warmup = ops.minimum((self.epoch + 1.0) / float(self._dkd_warmup_epochs), 1.0)
             term = warmup * losses.dkd_loss(
                 student_logits, target_logits, one_hot, tau, **self.loss_kwargs
             )

@@ -157,7 +157,8 @@ def test_baseline_losses_are_logged_with_recipe_weights(batch, teacher):
     expected = {
         "kd": (0.1 * np_ce(zs, y), 0.9 * np_kd(zs, zt)),
         "dist": (np_ce(zs, y), np_dist(zs, zt)),
-        "dkd": (np_ce(zs, y), 0.0),  # warm-up factor is epoch / 20 = 0 at epoch 0
+        # Warm-up factor min(epoch / 20, 1), epochs counted from 1 (mdistiller).
+        "dkd": (np_ce(zs, y), np_dkd(zs, zt, y) / 20),
     }
     for method, (ce, distill) in expected.items():
         _, logs = one_step(tf.distribute.get_strategy(), teacher, x, y,
@@ -176,7 +177,8 @@ def test_dkd_warmup_follows_the_epoch(batch, teacher):
     history = distiller.fit(x, y, batch_size=32, epochs=3, verbose=0, shuffle=False)
     zs, zt = np_logits(student, x), np_logits(teacher, x)
     full = np_dkd(zs, zt, y)
-    np.testing.assert_allclose(history.history["distill_loss"], [0, full / 4, full / 2],
+    np.testing.assert_allclose(history.history["distill_loss"],
+                               [full / 4, full / 2, 3 * full / 4],
                                rtol=1e-4, atol=1e-7)
 
 

@@ -1,0 +1,118 @@
+"""benchmarks/accuracy.py end to end on a tiny real Fashion-MNIST setting:
+the report files are written and agree with the per-seed JSON, a rerun
+skips finished configurations and reuses the cached teacher, and settings
+that differ from the JSON's are refused."""
+
+import importlib.util
+import json
+import os
+import re
+
+import numpy as np
+import pytest
+
+_PATH = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "accuracy.py")
+_SPEC = importlib.util.spec_from_file_location("accuracy_benchmark", _PATH)
+accuracy = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(accuracy)
+
+TINY = ["--train_subset", "512", "--epochs", "1", "--teacher_epochs", "1",
+        "--seeds", "0", "--test_subset", "256", "--teacher", "resnet8",
+        "--student", "resnet8", "--verbose", "0"]
+CELL = re.compile(r"([\d.]+)(?: ± ([\d.]+))? \(n=(\d+)\)")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _table(md):
+    """{(row label, column index): mean} from the markdown table."""
+    cells = {}
+    for line in md.splitlines():
+        parts = [p.strip() for p in line.strip("|").split("|")]
+        if not line.startswith("| ") or len(parts) != 3 or parts[0] == "method":
+            continue
+        for column, text in enumerate(parts[1:]):
+            match = CELL.fullmatch(text)
+            if match:
+                cells[(parts[0], column)] = float(match.group(1))
+    return cells
+
+
+def _teacher_file(directory):
+    found = [os.path.join(root, f) for root, _, files in os.walk(directory)
+             for f in files if f == "teacher.keras"]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_grid_is_the_issues_twelve_configurations():
+    assert [c.name for c in accuracy.GRID] == [
+        "none/none", "none/cutmix", "kd/none", "kd/cutmix", "dist/none",
+        "dist/cutmix", "dkd/none", "dkd/cutmix", "r2kd/none", "r2kd/cutmix",
+        "r2kd-noblend/cutmix", "r2kd-softrank/cutmix"]
+    noblend, soft = accuracy.GRID[-2:]
+    assert (noblend.teacher_prune_rate, noblend.rank_mode) == (0.0, "exact")
+    assert (soft.teacher_prune_rate, soft.rank_mode) == (0.1, "soft")
+    assert [c.name for c in accuracy.select_configs("r2kd*/cutmix, kd/none")] == [
+        "kd/none", "r2kd/cutmix", "r2kd-noblend/cutmix", "r2kd-softrank/cutmix"]
+    with pytest.raises(ValueError, match="--configs='kd/mixup' matches no"):
+        accuracy.select_configs("kd/mixup")
+
+
+def test_summary_is_mean_and_sample_std_in_percent():
+    # By hand: mean 90; deviations -10, 0, 10 -> variance 200 / (3 - 1) = 100.
+    assert accuracy.summarize([0.8, 0.9, 1.0]) == {"mean": 90.0, "std": 10.0, "n": 3}
+    assert accuracy.summarize([0.5]) == {"mean": 50.0, "std": None, "n": 1}
+
+
+def test_runs_writes_consistent_report_and_resumes(tmp_path):
+    out = str(tmp_path)
+    accuracy.main(TINY + ["--configs", "none/none,r2kd/cutmix", "--output_dir", out])
+    stem = os.path.join(out, "accuracy-fashion_mnist")
+    with open(stem + ".json") as f:
+        data = json.load(f)
+    assert set(data["runs"]) == {"none/none", "r2kd/cutmix"}
+    for name, runs in data["runs"].items():
+        assert list(runs) == ["0"]
+        assert 0.0 <= runs["0"]["top1"] <= 1.0
+        assert runs["0"]["steps"] == 512 // 64  # 1 epoch of 8 full batches
+    assert 0.0 <= data["teachers"]["0"]["top1"] <= 1.0
+    with open(stem + ".png", "rb") as f:
+        assert f.read(8) == PNG_SIGNATURE
+    with open(stem + ".md") as f:
+        md = f.read()
+    table = _table(md)
+    assert table == pytest.approx({
+        ("student alone (CE)", 0): 100 * data["runs"]["none/none"]["0"]["top1"],
+        ("R2KD", 1): 100 * data["runs"]["r2kd/cutmix"]["0"]["top1"],
+    }, abs=0.005)
+    assert "**last** epoch" in md and "--configs none/none,r2kd/cutmix" in md
+    assert "TensorFlow 2." in md and "Keras 3." in md and "NumPy" in md
+    teacher_path = _teacher_file(os.path.join(out, "cache"))
+    teacher_mtime = os.path.getmtime(teacher_path)
+
+    # A result edited in the JSON survives the rerun: it is read, not retrained.
+    data["runs"]["none/none"]["0"]["top1"] = 0.4242
+    with open(stem + ".json", "w") as f:
+        json.dump(data, f)
+    accuracy.main(TINY + ["--configs", "none/none,r2kd/cutmix,kd/none",
+                          "--output_dir", out])
+    with open(stem + ".json") as f:
+        resumed = json.load(f)
+    assert resumed["runs"]["none/none"] == data["runs"]["none/none"]
+    assert resumed["runs"]["r2kd/cutmix"] == data["runs"]["r2kd/cutmix"]
+    assert set(resumed["runs"]) == {"none/none", "r2kd/cutmix", "kd/none"}
+    assert len(resumed["sessions"]) == 2
+    assert os.path.getmtime(teacher_path) == teacher_mtime  # loaded, not retrained
+    with open(stem + ".md") as f:
+        table = _table(f.read())
+    assert table[("student alone (CE)", 0)] == pytest.approx(42.42)
+    assert table[("KD", 0)] == pytest.approx(
+        100 * np.mean([resumed["runs"]["kd/none"]["0"]["top1"]]), abs=0.005)
+    for name, summary in resumed["summary"].items():
+        if name != "teacher":
+            assert summary["mean"] == pytest.approx(
+                100 * np.mean([r["top1"] for r in resumed["runs"][name].values()]))
+
+    # Other settings would mix incomparable numbers into the same table.
+    with pytest.raises(ValueError, match=r"other settings \(\{'epochs': \(1, 2\)\}"):
+        accuracy.main(TINY[:2] + ["--epochs", "2"] + TINY[4:] + ["--output_dir", out])
