@@ -29,34 +29,14 @@ from r2kd_keras.models.layers import ChannelShuffle, ChannelSplit
 from r2kd_keras.models.mobile import mobilenetv2, shufflenetv1, shufflenetv2
 from r2kd_keras.models.registry import get_model, list_models
 
+from r2kd_keras.models import cifar, imagenet, mobile
+
 __all__ = [
     "get_model",
     "list_models",
     "ChannelShuffle",
     "ChannelSplit",
-    "resnet8",
-    "resnet14",
-    "resnet20",
-    "resnet32",
-    "resnet44",
-    "resnet56",
-    "resnet110",
-    "resnet8x4",
-    "resnet32x4",
-    "wrn_16_1",
-    "wrn_16_2",
-    "wrn_40_1",
-    "wrn_40_2",
-    "vgg8",
-    "vgg11",
-    "vgg13",
-    "vgg16",
-    "vgg19",
-    "mobilenetv2",
-    "shufflenetv1",
-    "shufflenetv2",
-    "resnet18",
-    "resnet34",
-    "resnet50",
-    "mobilenetv1",
+    *cifar.__all__,
+    *mobile.__all__,
+    *imagenet.__all__,
 ]
