@@ -530,6 +530,32 @@ class R2KDDistiller(keras.Model):
             self._trackers[name].update_state(value, sample_weight=batch)
         return self.compute_metrics(x, y, student_logits)
 
+    # ------------------------------------------------------- multi-worker
+    # Keras 3.15's TensorFlow trainer has two faults with
+    # MultiWorkerMirroredStrategy: `fit` builds the metrics from
+    # `strategy.reduce("MEAN", first_batch)`, which fails on a nested
+    # (images, labels) batch, and it reduces the step's logs on axis 0, which
+    # is invalid for scalars. Shapes are all the build needs, so it gets the
+    # local replica's part; logs go out with shape (1,), whose mean over
+    # replicas is the global mean (the replicas' batches are equal).
+    def _is_multi_worker(self):
+        return isinstance(self.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if self._is_multi_worker() and iterator is not None and data_batch is None:
+            for _, _, batches in iterator:
+                data_batch = tf.nest.map_structure(
+                    lambda v: self.distribute_strategy.experimental_local_results(v)[0],
+                    next(batches))
+                break
+            iterator = None
+        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
+    def _logs(self, logs):
+        if self._is_multi_worker():
+            return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
+
     # ----------------------------------------------------------------- steps
     def train_step(self, data):
         x, y, one_hot = self._unpack(data)
@@ -566,7 +592,7 @@ class R2KDDistiller(keras.Model):
         self.optimizer.apply(gradients, variables)
         # Momentum and weight decay would otherwise move pruned weights off 0.
         pruning.apply_pruning_masks(self.student)
-        return self._record(x, y, student_logits[0], total, parts)
+        return self._logs(self._record(x, y, student_logits[0], total, parts))
 
     def test_step(self, data):
         x, y, one_hot = self._unpack(data)
@@ -581,7 +607,7 @@ class R2KDDistiller(keras.Model):
             None,
         )]
         total, parts = self._loss_and_parts(views, self._gather(one_hot))
-        return self._record(x, y, student_logits, total, parts)
+        return self._logs(self._record(x, y, student_logits, total, parts))
 
     def fit(self, *args, **kwargs):
         """`keras.Model.fit`, plus the epoch counter that DKD's warm-up reads."""

@@ -585,41 +585,6 @@ def build_student(config, num_classes, input_shape, total_steps):
     return pruning.prune_low_magnitude(student, schedule)
 
 
-class MultiWorkerR2KDDistiller(R2KDDistiller):
-    """`R2KDDistiller` that trains under `MultiWorkerMirroredStrategy`.
-
-    Works around two Keras 3.15 TensorFlow-trainer faults with the
-    collective strategy: (1) `fit` builds the metrics from the first batch
-    with `strategy.reduce("MEAN", batch)`, which fails on a nested
-    `(images, labels)` batch ("Attempt to convert a value (PerReplica...)");
-    shapes and dtypes are all the build needs, so the local replica's part is
-    used. (2) The step's logs are reduced with `strategy.reduce("MEAN", v,
-    axis=0)`, invalid on scalars ("Invalid reduction dimension 0"); they are
-    returned as shape-(1,) tensors, whose mean over replicas is the global
-    mean (the replicas' batches are equal). `run` uses it whenever the
-    strategy is multi-worker.
-
-    Example:
-    >>> with strategy.scope():
-    ...     distiller = MultiWorkerR2KDDistiller(student, teacher)
-    """
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        if iterator is not None and data_batch is None:
-            for _, _, it in iterator:
-                data_batch = tf.nest.map_structure(
-                    lambda v: self.distribute_strategy.experimental_local_results(v)[0],
-                    next(it))
-                break
-        return super()._maybe_symbolic_build(data_batch=data_batch)
-
-    def train_step(self, data):
-        return {k: tf.reshape(v, [1]) for k, v in super().train_step(data).items()}
-
-    def test_step(self, data):
-        return {k: tf.reshape(v, [1]) for k, v in super().test_step(data).items()}
-
-
 # -------------------------------------------------------------- callbacks
 class TrainingInterrupted(Exception):
     """Raised in the training loop when the process receives SIGTERM."""
@@ -947,8 +912,7 @@ def train_stage(config, strategy, *, student, teacher, info, train_ds, val_ds,
         augmenter = augment_lib.make_augmenter(
             augment, info.num_classes, info.image_size, seed=config.seed,
             normalization=info.normalization)
-        multiworker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
-        distiller = (MultiWorkerR2KDDistiller if multiworker else R2KDDistiller)(
+        distiller = R2KDDistiller(
             student, teacher, teacher_prune_rate=config.teacher_prune_rate,
             augmenter=augmenter, distillation=distillation,
             teacher_dtype=config.teacher_dtype if teacher is not None else None)
@@ -1149,10 +1113,8 @@ def evaluate(model, val_ds, strategy):
     Example:
     >>> evaluate(teacher, val_ds, tf.distribute.get_strategy())
     """
-    multiworker = isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
     with strategy.scope():
-        runner = (MultiWorkerR2KDDistiller if multiworker else R2KDDistiller)(
-            model, None, distillation="none")
+        runner = R2KDDistiller(model, None, distillation="none")
         runner.compile(optimizer="sgd", metrics=["accuracy"], jit_compile=False)
     return float(runner.evaluate(val_ds, verbose=0, return_dict=True)["accuracy"])
 
