@@ -109,7 +109,8 @@ def augmenter_rates(batch, steps):
     y = tf.random.uniform((batch,), 0, 100, tf.int32)
     teacher = tf.function(lambda images: tf.reduce_mean(images, [1, 2])[:, :1] * tf.ones((1, 100)))
     rates = {}
-    for name in ("mixup", "cutmix", "cutout", "randaugment", "augmix", "cutmixpick"):
+    for name in ("mixup", "cutmix", "cutout", "randaugment", "autoaugment", "augmix",
+                 "cutmixpick"):
         aug = augment.make_augmenter(name, 100, 32, seed=0)
         kwargs = {"teacher": teacher} if aug.requires_teacher else {}
         step = tf.function(lambda a, b: aug({"images": a, "labels": b}, **kwargs)["images"])

@@ -1,8 +1,9 @@
 """The second view of R2KD: augmenters that turn a clean training batch into
 the augmented batch `A(x)` the teachers and the student also see.
 
-Built on core Keras 3 layers (`MixUp`, `CutMix`, `RandAugment`, `AugMix`) and
-a small `Cutout` layer. Every augmenter follows the Keras dict protocol:
+Built on core Keras 3 layers (`MixUp`, `CutMix`, `RandAugment`, `AugMix`),
+a small `Cutout` layer and `AutoAugment` (`r2kd_keras.autoaugment`). Every
+augmenter follows the Keras dict protocol:
 
 ```python
 out = augmenter({"images": x, "labels": y})   # y: int class ids or one-hot
@@ -18,7 +19,8 @@ Differences from the reference (`Seonghak35/R2KD`, `mdistiller/distillers/R2KD.p
 which draws one mixing weight, one box or one hole per *batch*: the Keras layers
 draw them per *image* (`Cutout(per_image=False)` reproduces the shared hole).
 Distributions per image are the same. RandAugment picks its ops once per batch,
-as torchvision's AutoAugment does on the reference's batched tensor.
+and `autoaugment` its sub-policy, as torchvision's AutoAugment does on the
+reference's batched tensor.
 
 Known limits of the underlying Keras layers (3.15):
 - `keras.layers.AugMix` picks its ops with Python's `random` when it is traced:
@@ -38,6 +40,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from r2kd_keras.autoaugment import AutoAugment
 from r2kd_keras.data.preprocessing import resolve_normalization
 
 _PACKAGE = "r2kd_keras"
@@ -394,7 +397,7 @@ def make_augmenter(name, num_classes, image_size, seed=None, normalization=None)
     | `cutmix` | box from a partner image, `lam ~ Beta(1, 1)` | `ReferenceCutMix` (a `keras.layers.CutMix`) |
     | `cutout` | one zero hole, `image_size // 4` px (8 at 32, 16 at 64) | `Cutout` |
     | `randaugment` | 2 random ops, magnitudes up to 0.5 | `keras.layers.RandAugment` |
-    | `autoaugment` | Keras 3 has no AutoAugment: the closest core policy, RandAugment with 2 ops, the same as `randaugment` | `keras.layers.RandAugment` |
+    | `autoaugment` | the reference's torchvision AutoAugment: CIFAR10 policy at `image_size <= 32`, IMAGENET above; one sub-policy per batch | `AutoAugment` (`r2kd_keras.autoaugment`) |
     | `augmix` | AugMix, 3 chains of depth <= 3 | `keras.layers.AugMix` |
     | `cutmixpick` | CutMix, keep the highest-teacher-entropy images | `CutMixPick` (needs `teacher=`) |
     | `none` | no second view | returns `None` |
@@ -441,11 +444,15 @@ def make_augmenter(name, num_classes, image_size, seed=None, normalization=None)
                                      seed=seed),
             normalization,
         ),
+        "autoaugment": lambda: (
+            AutoAugment("cifar10" if image_size <= 32 else "imagenet",
+                        value_range=(0, 1), seed=seed),
+            normalization,
+        ),
         "augmix": lambda: (
             keras.layers.AugMix(value_range=(0, 1), seed=seed), normalization
         ),
     }
-    factories["autoaugment"] = factories["randaugment"]
     if key not in factories:
         raise ValueError(
             f"Unknown augmenter name={name!r}; use one of "

@@ -172,7 +172,9 @@ def test_value_range_layers_stay_within_the_normalised_unit_range(name):
     out = _call(aug, X, Y)["images"].numpy()
     assert out.shape == X.shape and out.dtype == np.float32
     assert out.min() >= (0 - MEAN) / STD - 1e-4 and out.max() <= (1 - MEAN) / STD + 1e-4
-    assert np.abs(out - X).mean() > 1e-3
+    # autoaugment draws one sub-policy per batch, whose ops may all be skipped.
+    changes = [np.abs(_call(aug, X, Y)["images"].numpy() - X).mean() for _ in range(4)]
+    assert max(changes) > 1e-3
 
 
 def test_denormalise_then_normalise_is_exact():
@@ -192,8 +194,7 @@ def test_seeded_determinism_int_and_one_hot_labels(name):
     assert not np.allclose(first["images"], other["images"])
 
 
-# autoaugment is the randaugment layer under another name.
-@pytest.mark.parametrize("name", [n for n in NAMES if n != "autoaugment"])
+@pytest.mark.parametrize("name", NAMES)
 def test_runs_in_tf_function_and_in_dataset_map(name):
     aug = make_augmenter(name, C, 32, seed=9)
 
@@ -250,7 +251,7 @@ def test_under_fit_and_xla_fallback(name):
     assert np.isfinite(history.history["loss"]).all() and float(model.change) > 0
 
 
-@pytest.mark.parametrize("name", ["cutout", "cutmix", "cutmixpick", "randaugment"])
+@pytest.mark.parametrize("name", ["cutout", "cutmix", "cutmixpick", "randaugment", "autoaugment"])
 def test_config_round_trip(name):
     aug = make_augmenter(name, C, 32, seed=11)
     clone = type(aug).from_config(aug.get_config())
