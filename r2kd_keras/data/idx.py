@@ -173,15 +173,17 @@ def fashion_mnist(
         )
         x_train, y_train = x_train[keep], y_train[keep]
 
-    def fit(image, label):
-        return _fit(image, image_size, channels), label
+    def fitted(images, labels):
+        # Resizing arrays cannot fail: a plain map keeps the dataset's length
+        # known (decode_fn's ignore_errors would lose it, and Keras then warns
+        # "Your input ran out of data" at the end of every evaluation).
+        return tf.data.Dataset.from_tensor_slices((images, labels)).map(
+            lambda image, label: (_fit(image, image_size, channels), label),
+            num_parallel_calls=tf.data.AUTOTUNE)
 
-    common = dict(
-        seed=seed, normalization=normalization, channels=channels,
-        decode_fn=fit, cache=cache,
-    )
+    common = dict(seed=seed, normalization=normalization, channels=channels, cache=cache)
     train_ds = build_pipeline(
-        tf.data.Dataset.from_tensor_slices((x_train, y_train)),
+        fitted(x_train, y_train),
         training=True,
         batch_size=batch_size,
         pad=image_size // 8 if pad is None else pad,
@@ -190,7 +192,7 @@ def fashion_mnist(
         **common,
     )
     val_ds = build_pipeline(
-        tf.data.Dataset.from_tensor_slices((x_val, y_val)),
+        fitted(x_val, y_val),
         training=False,
         batch_size=val_batch_size or batch_size,
         **common,
