@@ -7,11 +7,15 @@ blend helps. One teacher per seed is trained once and cached as `.keras`;
 every student configuration of the grid is then trained from it:
 
     none, kd, dist, dkd, r2kd          x  --augment none | cutmix
-    r2kd-noblend (teacher_prune_rate=0), r2kd-softrank (rank_mode="soft"): cutmix
+    r2kd-noblend (teacher_prune_rate=0), r2kd-softrank (rank_mode="soft"),
+    r2kd-trainprune (the reference's training-mode pruned teacher): cutmix
 
 The score is the top-1 on the whole test split after the LAST epoch (not the
 best epoch), as mean and sample standard deviation over the seeds. Results go
-to `<output_dir>/accuracy-<dataset>.{md,json,png}`; the JSON keeps every
+to `<output_dir>/accuracy-<dataset>.{md,json,png}`, with seed-paired
+differences (the comparisons share teacher and data per seed, so their
+noise is smaller than the table's) and, per seed, how far the pruned copy of
+the teacher moves the blended target. The JSON keeps every
 per-seed number and a rerun skips what it already holds, so a long grid can
 run across sessions (the size flags must then stay the same).
 
@@ -45,6 +49,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from r2kd_keras import augment as augment_lib  # noqa: E402
+from r2kd_keras import pruning  # noqa: E402
 from r2kd_keras import train  # noqa: E402
 from r2kd_keras.distiller import R2KDDistiller  # noqa: E402
 
@@ -60,6 +65,8 @@ class StudentConfig:
         augment: `"none"` or `"cutmix"` (`augment.make_augmenter` name).
         teacher_prune_rate: rate of R2KD's pruned teacher copy; 0: no blend.
         rank_mode: R2KD's rank term, `"exact"` or `"soft"`.
+        pruned_teacher_training: run the pruned teacher in training mode,
+            as the reference does.
         variant: suffix of the name for R2KD variants, e.g. `"-noblend"`.
 
     Example:
@@ -71,6 +78,7 @@ class StudentConfig:
     augment: str
     teacher_prune_rate: float = 0.1
     rank_mode: str = "exact"
+    pruned_teacher_training: bool = False
     variant: str = ""
 
     @property
@@ -86,12 +94,26 @@ METHOD_LABELS = {
     "none": "student alone (CE)", "kd": "KD", "dist": "DIST", "dkd": "DKD",
     "r2kd": "R2KD", "r2kd-noblend": "R2KD, no pruned-teacher blend",
     "r2kd-softrank": "R2KD, soft rank",
+    "r2kd-trainprune": "R2KD, pruned teacher in training mode (reference)",
 }
 AUGMENTS = ("none", "cutmix")
 GRID = tuple(
     [StudentConfig(m, a) for m in ("none", "kd", "dist", "dkd", "r2kd") for a in AUGMENTS]
     + [StudentConfig("r2kd", "cutmix", teacher_prune_rate=0.0, variant="-noblend"),
-       StudentConfig("r2kd", "cutmix", rank_mode="soft", variant="-softrank")]
+       StudentConfig("r2kd", "cutmix", rank_mode="soft", variant="-softrank"),
+       StudentConfig("r2kd", "cutmix", pruned_teacher_training=True,
+                     variant="-trainprune")]
+)
+# Seed-paired differences the report lists: (label, minuend, subtrahend).
+PAIRED = (
+    [(f"R2KD - {METHOD_LABELS[m]}, augment {a}", f"r2kd/{a}", f"{m}/{a}")
+     for a in AUGMENTS for m in ("none", "kd", "dist", "dkd")]
+    + [(f"CutMix view, {METHOD_LABELS[m]}", f"{m}/cutmix", f"{m}/none")
+       for m in ("none", "kd", "dist", "dkd", "r2kd")]
+    + [("pruned-teacher blend (R2KD, cutmix)", "r2kd/cutmix", "r2kd-noblend/cutmix"),
+       ("soft rank - exact rank (R2KD, cutmix)", "r2kd-softrank/cutmix", "r2kd/cutmix"),
+       ("training-mode - inference-mode pruned teacher (R2KD, cutmix)",
+        "r2kd-trainprune/cutmix", "r2kd/cutmix")]
 )
 # The 12 x 3 students and 3 teachers: measured 2.7 h projected on 2 cores
 # shared at load ~4 (one process got ~1 core); about 1.5 h on 2 idle cores.
@@ -167,6 +189,7 @@ def train_student(config, spec, teacher, info, train_ds, val_ds, steps):
             spec.augment, info.num_classes, info.image_size, seed=config.seed,
             normalization=info.normalization),
         distillation=spec.method, teacher_prune_rate=spec.teacher_prune_rate,
+        pruned_teacher_training=spec.pruned_teacher_training,
         rank_mode=spec.rank_mode, teacher_dtype=config.teacher_dtype if distill else None,
         loss_kwargs={"warmup_epochs": warmup} if spec.method == "dkd" else None)
     distiller.compile(optimizer=train.make_optimizer(config, steps), jit_compile=False)
@@ -213,6 +236,61 @@ def teacher_for_seed(config, cache_dir, info, train_ds, val_ds):
     return teacher, summary
 
 
+def blend_diagnostics(teacher, val_ds, rate=0.1, weight=0.7, temperature=4.0):
+    """How far R2KD's pruned copy of the teacher moves the blended target
+    `weight * z_t + (1 - weight) * z_p` on the test split.
+
+    Measured for the pruned copy in inference mode (our default) and in
+    training mode (the reference: BatchNorm on each test batch's statistics;
+    a separate copy, so its moving averages do not leak into the other).
+
+    Args:
+        teacher: the trained teacher.
+        val_ds: test batches `(images, labels)`.
+        rate: pruning rate of the copy (R2KD: 0.1).
+        weight: the teacher's share of the blend (R2KD: 0.7).
+        temperature: softmax temperature of the targets (R2KD: 4).
+
+    Returns:
+        `{"inference": {...}, "training": {...}}`, each with `agree` (share of
+        images where pruned and full teacher pick the same class),
+        `pruned_top1`, `blend_top1`, `teacher_top1` and `target_tv` (mean
+        total-variation distance between softmax(z_t / T) and the blend's).
+
+    Example:
+    >>> blend_diagnostics(teacher, val_ds)["inference"]["agree"]
+    0.993
+    """
+    copies = {"inference": pruning.prune_teacher(teacher, rate),
+              "training": pruning.prune_teacher(teacher, rate)}
+    # Keras runs BatchNorm of a non-trainable layer in inference mode anyway.
+    copies["training"].trainable = True
+    sums = {mode: dict.fromkeys(("agree", "pruned_top1", "blend_top1", "teacher_top1",
+                                 "target_tv"), 0.0) for mode in copies}
+    count = 0
+    for images, labels in val_ds:
+        labels = np.asarray(labels).reshape(-1)
+        z_t = np.asarray(teacher(images, training=False), np.float64)
+        p_t = _softmax(z_t / temperature)
+        for mode, model in copies.items():
+            z_p = np.asarray(model(images, training=mode == "training"), np.float64)
+            z_b = weight * z_t + (1.0 - weight) * z_p
+            total = sums[mode]
+            total["agree"] += np.sum(z_p.argmax(-1) == z_t.argmax(-1))
+            total["pruned_top1"] += np.sum(z_p.argmax(-1) == labels)
+            total["blend_top1"] += np.sum(z_b.argmax(-1) == labels)
+            total["teacher_top1"] += np.sum(z_t.argmax(-1) == labels)
+            total["target_tv"] += 0.5 * np.abs(_softmax(z_b / temperature) - p_t).sum()
+        count += len(labels)
+    return {mode: {k: float(v) / count for k, v in total.items()}
+            for mode, total in sums.items()}
+
+
+def _softmax(logits):
+    shifted = np.exp(logits - logits.max(-1, keepdims=True))
+    return shifted / shifted.sum(-1, keepdims=True)
+
+
 # ------------------------------------------------------------------- results
 class Results:
     """The benchmark's JSON: settings, teachers and per-seed student scores.
@@ -230,10 +308,11 @@ class Results:
     def __init__(self, path, settings):
         self.path = path
         self.data = {"settings": settings, "teachers": {}, "runs": {},
-                     "sessions": []}
+                     "blend": {}, "sessions": []}
         if os.path.isfile(path):
             with open(path) as f:
                 self.data = json.load(f)
+            self.data.setdefault("blend", {})
             if self.data["settings"] != settings:
                 changed = {k: (self.data["settings"].get(k), v) for k, v in settings.items()
                            if self.data["settings"].get(k) != v}
@@ -259,6 +338,10 @@ class Results:
 
     def add_teacher(self, seed, record):
         self.data["teachers"][str(seed)] = record
+        self.save()
+
+    def add_blend(self, seed, record):
+        self.data["blend"][str(seed)] = record
         self.save()
 
     def save(self):
@@ -301,6 +384,59 @@ def _format_cell(summary):
         return "-"
     std = "" if summary["std"] is None else f" ± {summary['std']:.2f}"
     return f"{summary['mean']:.2f}{std} (n={summary['n']})"
+
+
+def paired_differences(results):
+    """Seed-paired differences of `PAIRED`, in percentage points.
+
+    Args:
+        results: the `Results`.
+
+    Returns:
+        list of `(label, summary)`, `summary` a dict with `mean`, `std`
+        (ddof=1; None for one seed), `positive` (seeds where the difference
+        is > 0) and `n`; only comparisons with at least one common seed.
+
+    Example:
+    >>> paired_differences(results)[0]
+    ('R2KD - student alone (CE), augment none', {'mean': 1.6, 'std': 0.3, 'positive': 3, 'n': 3})
+    """
+    runs = results.data["runs"]
+    out = []
+    for label, first, second in PAIRED:
+        seeds = sorted(set(runs.get(first, {})) & set(runs.get(second, {})), key=int)
+        if not seeds:
+            continue
+        diffs = [100.0 * (runs[first][k]["top1"] - runs[second][k]["top1"]) for k in seeds]
+        out.append((label, {
+            "mean": float(np.mean(diffs)),
+            "std": float(np.std(diffs, ddof=1)) if len(diffs) > 1 else None,
+            "positive": int(sum(d > 0 for d in diffs)), "n": len(diffs)}))
+    return out
+
+
+def _blend_lines(results):
+    blend = results.data.get("blend", {})
+    if not blend:
+        return []
+    seeds = sorted(blend, key=int)
+    lines = [
+        "How far the pruned copy (10% of each kernel zeroed, R2KD's 0.3 share of "
+        "the target) moves the target, on the test split, mean over seeds "
+        f"{', '.join(seeds)}:",
+        "",
+        "| pruned copy run in | same top-1 class as teacher | pruned top-1 | blend top-1 "
+        "| teacher top-1 | TV distance of the T=4 targets |",
+        "|---|---|---|---|---|---|",
+    ]
+    for mode in ("inference", "training"):
+        mean = {k: np.mean([blend[seed][mode][k] for seed in seeds])
+                for k in blend[seeds[0]][mode]}
+        lines.append(
+            f"| {mode} mode | {100 * mean['agree']:.2f}% | {100 * mean['pruned_top1']:.2f} "
+            f"| {100 * mean['blend_top1']:.2f} | {100 * mean['teacher_top1']:.2f} "
+            f"| {mean['target_tv']:.4f} |")
+    return lines + [""]
 
 
 def _rows_of(results):
@@ -361,8 +497,22 @@ def write_report(results, md_path, png_path):
     lines += [f"| {label} | {_format_cell(cells['none'])} | {_format_cell(cells['cutmix'])} |"
               for label, cells in _rows_of(results)]
     total = sum(s["wall_seconds"] for s in data["sessions"])
+    paired = paired_differences(results)
+    if paired:
+        lines += [
+            "",
+            "Seed-paired differences (percentage points; per seed both runs share "
+            "the teacher and the training images), mean ± std over the common "
+            "seeds, and on how many seeds the difference is positive:",
+            "",
+            "| comparison | difference (pp) | positive on |",
+            "|---|---|---|",
+        ]
+        for label, d in paired:
+            std = "" if d["std"] is None else f" ± {d['std']:.2f}"
+            lines.append(f"| {label} | {d['mean']:+.2f}{std} | {d['positive']} of {d['n']} |")
+    lines += [""] + _blend_lines(results)
     lines += [
-        "",
         f"Teacher {settings['teacher']}: {_format_cell(teacher)} top-1, trained "
         f"{settings['teacher_epochs']} epochs, once per seed, cached; every method "
         f"ran its teachers with teacher_dtype={settings['teacher_dtype']!r} "
@@ -509,18 +659,22 @@ def main(argv=None):
         for spec in specs:
             if spec not in todo:
                 print(f"[seed {seed}] {spec.name}: done already, skipped", flush=True)
-        if not todo:
+        if not todo and str(seed) in results.data["blend"]:
             continue
         seeded = dataclasses.replace(config, seed=seed)
         train_ds, val_ds, info = train.load_data(seeded)
         steps = train.steps_per_epoch_of(seeded, info)
         teacher = None
-        if any(s.method != "none" for s in todo) or str(seed) not in results.data["teachers"]:
+        missing = {str(seed)} - set(results.data["teachers"]) | (
+            {str(seed)} - set(results.data["blend"]))
+        if any(s.method != "none" for s in todo) or missing:
             teacher, summary = teacher_for_seed(seeded, cache_dir, info, train_ds, val_ds)
             if str(seed) not in results.data["teachers"]:
                 # train_seconds is None when an earlier session trained it.
                 results.add_teacher(seed, {"top1": summary["val_accuracy"],
                                            "train_seconds": summary.get("seconds")})
+            if str(seed) not in results.data["blend"]:
+                results.add_blend(seed, blend_diagnostics(teacher, val_ds))
         for spec in todo:
             top1, seconds, steps_done = train_student(seeded, spec, teacher, info,
                                                       train_ds, val_ds, steps)

@@ -8,8 +8,10 @@ import json
 import os
 import re
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 _PATH = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "accuracy.py")
 _SPEC = importlib.util.spec_from_file_location("accuracy_benchmark", _PATH)
@@ -44,16 +46,19 @@ def _teacher_file(directory):
     return found[0]
 
 
-def test_grid_is_the_issues_twelve_configurations():
+def test_grid_is_the_issues_twelve_configurations_and_the_reference_pruned_teacher():
     assert [c.name for c in accuracy.GRID] == [
         "none/none", "none/cutmix", "kd/none", "kd/cutmix", "dist/none",
         "dist/cutmix", "dkd/none", "dkd/cutmix", "r2kd/none", "r2kd/cutmix",
-        "r2kd-noblend/cutmix", "r2kd-softrank/cutmix"]
-    noblend, soft = accuracy.GRID[-2:]
+        "r2kd-noblend/cutmix", "r2kd-softrank/cutmix", "r2kd-trainprune/cutmix"]
+    noblend, soft, trainprune = accuracy.GRID[-3:]
     assert (noblend.teacher_prune_rate, noblend.rank_mode) == (0.0, "exact")
     assert (soft.teacher_prune_rate, soft.rank_mode) == (0.1, "soft")
+    assert (trainprune.teacher_prune_rate, trainprune.pruned_teacher_training) == (0.1, True)
+    assert not any(c.pruned_teacher_training for c in accuracy.GRID[:-1])
     assert [c.name for c in accuracy.select_configs("r2kd*/cutmix, kd/none")] == [
-        "kd/none", "r2kd/cutmix", "r2kd-noblend/cutmix", "r2kd-softrank/cutmix"]
+        "kd/none", "r2kd/cutmix", "r2kd-noblend/cutmix", "r2kd-softrank/cutmix",
+        "r2kd-trainprune/cutmix"]
     with pytest.raises(ValueError, match="--configs='kd/mixup' matches no"):
         accuracy.select_configs("kd/mixup")
 
@@ -62,6 +67,45 @@ def test_summary_is_mean_and_sample_std_in_percent():
     # By hand: mean 90; deviations -10, 0, 10 -> variance 200 / (3 - 1) = 100.
     assert accuracy.summarize([0.8, 0.9, 1.0]) == {"mean": 90.0, "std": 10.0, "n": 3}
     assert accuracy.summarize([0.5]) == {"mean": 50.0, "std": None, "n": 1}
+
+
+def test_paired_differences_by_hand():
+    results = accuracy.Results.__new__(accuracy.Results)
+    results.data = {"runs": {
+        "r2kd/none": {"0": {"top1": 0.86}, "1": {"top1": 0.87}, "2": {"top1": 0.85}},
+        "kd/none": {"0": {"top1": 0.85}, "1": {"top1": 0.88}},
+        "r2kd/cutmix": {"0": {"top1": 0.90}},
+        "r2kd-noblend/cutmix": {"0": {"top1": 0.89}},
+    }}
+    paired = dict(accuracy.paired_differences(results))
+    # Common seeds 0 and 1: +1 and -1 pp -> mean 0, std sqrt(2).
+    kd = paired["R2KD - KD, augment none"]
+    assert (kd["positive"], kd["n"]) == (1, 2)
+    assert kd["mean"] == pytest.approx(0.0, abs=1e-9)
+    assert kd["std"] == pytest.approx(np.sqrt(2.0))
+    blend = paired["pruned-teacher blend (R2KD, cutmix)"]
+    assert blend["mean"] == pytest.approx(1.0) and blend["std"] is None
+    assert "R2KD - DIST, augment none" not in paired  # no DIST run
+
+
+def test_blend_diagnostics_of_an_unpruned_copy_is_the_teacher():
+    images = np.random.default_rng(0).normal(size=(96, 8, 8, 3)).astype("float32")
+    labels = np.arange(96) % 5
+    teacher = keras.Sequential([
+        keras.Input((8, 8, 3)), keras.layers.Conv2D(4, 3), keras.layers.BatchNormalization(),
+        keras.layers.ReLU(), keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(5)])
+    teacher.layers[1].moving_mean.assign(np.full(4, 0.3, np.float32))
+    val_ds = tf.data.Dataset.from_tensor_slices((images, labels)).batch(32)
+    same = accuracy.blend_diagnostics(teacher, val_ds, rate=0.0)
+    inference = same["inference"]
+    assert inference["agree"] == 1.0 and inference["target_tv"] == pytest.approx(0.0, abs=1e-12)
+    assert inference["pruned_top1"] == inference["blend_top1"] == inference["teacher_top1"]
+    predicted = np.asarray(teacher.predict(images, verbose=0)).argmax(-1)
+    assert inference["teacher_top1"] == pytest.approx(np.mean(predicted == labels))
+    # Batch statistics instead of the moving ones change the logits.
+    assert same["training"]["target_tv"] > 1e-4
+    pruned = accuracy.blend_diagnostics(teacher, val_ds, rate=0.5)["inference"]
+    assert 0.0 < pruned["target_tv"] < 1.0 and 0.0 <= pruned["agree"] <= 1.0
 
 
 def test_runs_writes_consistent_report_and_resumes(tmp_path):
@@ -76,6 +120,9 @@ def test_runs_writes_consistent_report_and_resumes(tmp_path):
         assert 0.0 <= runs["0"]["top1"] <= 1.0
         assert runs["0"]["steps"] == 512 // 64  # 1 epoch of 8 full batches
     assert 0.0 <= data["teachers"]["0"]["top1"] <= 1.0
+    blend = data["blend"]["0"]
+    assert set(blend) == {"inference", "training"}
+    assert blend["inference"]["teacher_top1"] == pytest.approx(data["teachers"]["0"]["top1"])
     with open(stem + ".png", "rb") as f:
         assert f.read(8) == PNG_SIGNATURE
     with open(stem + ".md") as f:
@@ -86,6 +133,7 @@ def test_runs_writes_consistent_report_and_resumes(tmp_path):
         ("R2KD", 1): 100 * data["runs"]["r2kd/cutmix"]["0"]["top1"],
     }, abs=0.005)
     assert "**last** epoch" in md and "--configs none/none,r2kd/cutmix" in md
+    assert "| inference mode |" in md and "| training mode |" in md
     assert "TensorFlow 2." in md and "Keras 3." in md and "NumPy" in md
     teacher_path = _teacher_file(os.path.join(out, "cache"))
     teacher_mtime = os.path.getmtime(teacher_path)
