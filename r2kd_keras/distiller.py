@@ -611,6 +611,12 @@ class R2KDDistiller(keras.Model):
 
     def fit(self, *args, **kwargs):
         """`keras.Model.fit`, plus the epoch counter that DKD's warm-up reads."""
+        x = args[0] if args else kwargs.get("x")
+        shuffle_position = 8
+        if isinstance(x, tf.data.Dataset) and len(args) <= shuffle_position:
+            # fit's default shuffle=True only makes Keras warn that it cannot
+            # shuffle a Dataset: the pipeline shuffles itself.
+            kwargs.setdefault("shuffle", False)
         callbacks_position = 5
         if len(args) > callbacks_position:
             args = list(args)

@@ -2,6 +2,7 @@
 equivalence, labels, validation, serialisation, resume, NaN handling."""
 
 import os
+import warnings
 
 import keras
 import numpy as np
@@ -198,7 +199,11 @@ def test_fit_evaluate_predict_on_a_tf_data_pipeline(batch, teacher):
     student = small_cnn(4, seed=2)
     distiller = R2KDDistiller(student, teacher, augmenter=keras.layers.RandomFlip(seed=1))
     distiller.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9), metrics=["accuracy"])
-    history = distiller.fit(ds, validation_data=ds, epochs=2, verbose=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        history = distiller.fit(ds, validation_data=ds, epochs=2, verbose=0)
+    # Keras's "shuffle=True ... will be ignored" warning is not raised.
+    assert not [w for w in caught if "shuffle" in str(w.message)]
     assert set(history.history) >= {
         "loss", "ce_loss", "value_loss", "rank_loss", "accuracy",
         "val_loss", "val_ce_loss", "val_value_loss", "val_accuracy",
