@@ -39,6 +39,7 @@ import os
 import platform
 import shlex
 import sys
+import textwrap
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -94,7 +95,7 @@ METHOD_LABELS = {
     "none": "student alone (CE)", "kd": "KD", "dist": "DIST", "dkd": "DKD",
     "r2kd": "R2KD", "r2kd-noblend": "R2KD, no pruned-teacher blend",
     "r2kd-softrank": "R2KD, soft rank",
-    "r2kd-trainprune": "R2KD, pruned teacher in training mode (reference)",
+    "r2kd-trainprune": "R2KD, training-mode pruned teacher (reference)",
 }
 AUGMENTS = ("none", "cutmix")
 GRID = tuple(
@@ -569,7 +570,7 @@ def _plot(results, png_path):
                      label="teacher")
         means.append(teacher["mean"])
     axis.set_xticks(range(len(rows)))
-    axis.set_xticklabels([label.replace(", ", ",\n") for label, _ in rows], fontsize=8)
+    axis.set_xticklabels([textwrap.fill(label, 18) for label, _ in rows], fontsize=8)
     if means:
         axis.set_ylim(max(0.0, min(means) - 5), min(100.0, max(means) + 3))
     settings = results.data["settings"]
