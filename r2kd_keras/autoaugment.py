@@ -433,8 +433,10 @@ class AutoAugment(keras.layers.Layer):
         self.per_image = per_image
         self.seed = seed
         self.generator = keras.random.SeedGenerator(seed)
-        # ImageProjectiveTransformV3 has no XLA kernel: models holding this
-        # layer compile without XLA.
+        # XLA cannot compile Equalize's bincount inside tf.switch_case (its
+        # size is no compile-time constant there), and its fused float maths
+        # moves Color and Sharpness by one level: models holding this layer
+        # compile without XLA.
         self.supports_jit = False
         op_index, probability, size, signed = _policy_tables(self._sub_policies)
         self._tables = [tf.constant(op_index), tf.constant(probability),
