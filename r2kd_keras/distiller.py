@@ -579,8 +579,9 @@ class R2KDDistiller(keras.Model):
                 ops.cast(self.student(view, training=True), "float32") for view in images
             ]
             views = [
-                (self._gather(s), None if t is None else self._gather(t), self._gather(l))
-                for s, t, l in zip(student_logits, targets, labels)
+                (self._gather(logits), None if target is None else self._gather(target),
+                 self._gather(view_labels))
+                for logits, target, view_labels in zip(student_logits, targets, labels)
             ]
             total, parts = self._loss_and_parts(views, self._gather(one_hot))
             # Gradients are summed over replicas and every replica computes
