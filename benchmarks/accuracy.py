@@ -666,9 +666,8 @@ def main(argv=None):
         train_ds, val_ds, info = train.load_data(seeded)
         steps = train.steps_per_epoch_of(seeded, info)
         teacher = None
-        missing = {str(seed)} - set(results.data["teachers"]) | (
-            {str(seed)} - set(results.data["blend"]))
-        if any(s.method != "none" for s in todo) or missing:
+        if (any(s.method != "none" for s in todo) or str(seed) not in results.data["teachers"]
+                or str(seed) not in results.data["blend"]):
             teacher, summary = teacher_for_seed(seeded, cache_dir, info, train_ds, val_ds)
             if str(seed) not in results.data["teachers"]:
                 # train_seconds is None when an earlier session trained it.

@@ -27,6 +27,10 @@ OPS = ("ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness",
 _SIGNED = {"ShearX", "ShearY", "TranslateX", "TranslateY", "Rotate", "Brightness",
            "Color", "Contrast", "Sharpness"}
 _BINS = 10
+# torchvision's linspace(start, end, 10) magnitudes.
+_LINSPACE_RANGES = {"ShearX": (0.0, 0.3), "ShearY": (0.0, 0.3), "Rotate": (0.0, 30.0),
+                    "Brightness": (0.0, 0.9), "Color": (0.0, 0.9), "Contrast": (0.0, 0.9),
+                    "Sharpness": (0.0, 0.9), "Solarize": (255.0, 0.0)}
 
 # (op, probability, magnitude bin) pairs, as published with the paper.
 POLICIES = {
@@ -135,11 +139,8 @@ def magnitude(op, bin_index):
         return 150.0 / 331.0 * bin_index / (_BINS - 1)
     if op == "Posterize":
         return float(8 - round(4 * bin_index / (_BINS - 1)))
-    ranges = {"ShearX": (0.0, 0.3), "ShearY": (0.0, 0.3), "Rotate": (0.0, 30.0),
-              "Brightness": (0.0, 0.9), "Color": (0.0, 0.9), "Contrast": (0.0, 0.9),
-              "Sharpness": (0.0, 0.9), "Solarize": (255.0, 0.0)}
-    if op in ranges:
-        return _float32_linspace(*ranges[op], bin_index)
+    if op in _LINSPACE_RANGES:
+        return _float32_linspace(*_LINSPACE_RANGES[op], bin_index)
     return 0.0
 
 
