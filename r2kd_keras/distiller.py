@@ -1,39 +1,41 @@
 """`R2KDDistiller`: a `keras.Model` whose `fit` trains a student with R2KD
 (or a KD / DIST / DKD / CE-only baseline on the same trainer)."""
 
+import inspect
+
 import keras
 import tensorflow as tf
 from keras import ops
 
-from r2kd_keras import losses
+from r2kd_keras import _compat
+from r2kd_keras import labels as labels_lib
+from r2kd_keras import methods as methods_lib
 from r2kd_keras import pruning
+from r2kd_keras.methods import check_range
+from r2kd_keras.precision import TEACHER_DTYPES  # noqa: F401 (old import path)
+from r2kd_keras.precision import reduced_precision_copy
+from r2kd_keras.precision import resolve_teacher_dtype
 
-DISTILLATION_METHODS = ("r2kd", "kd", "dist", "dkd", "none")
-TEACHER_DTYPES = (None, "auto", "bfloat16", "float16")
+DISTILLATION_METHODS = methods_lib.METHOD_NAMES
 
-# Recipe defaults per method: the CE weight and the weight of the distillation
-# term (mdistiller CIFAR-100 configs; KD: CE 0.1, KD 0.9).
-_CE_WEIGHT = {"r2kd": 1.0, "kd": 0.1, "dist": 1.0, "dkd": 1.0, "none": 1.0}
-_DISTILL_WEIGHT = {"kd": 0.9, "dist": 1.0, "dkd": 1.0}
-_DKD_DEFAULT_WARMUP_EPOCHS = 20
-
-_NOT_FINITE_MESSAGE = (
-    "R2KDDistiller: the training loss is NaN or Inf. Usual causes: a learning "
-    "rate too high for this batch size, inputs that are not normalised, or a "
-    "teacher that outputs NaN. Lower the learning rate or check the data, then "
-    "resume from the last BackupAndRestore / checkpoint state"
+_NOT_FINITE = (
+    "R2KDDistiller: the training loss is NaN or Inf{cause}. Usual causes: a "
+    "learning rate too high for this batch size, inputs that are not "
+    "normalised, or a teacher that outputs NaN. Lower the learning rate or "
+    "check the data, then resume from the last BackupAndRestore / checkpoint state"
 )
-
-
-def _check_range(name, value, low, high, high_inclusive=True):
-    ok = isinstance(value, (int, float)) and low <= value and (
-        value <= high if high_inclusive else value < high
-    )
-    if not ok:
-        bracket = "]" if high_inclusive else ")"
-        raise ValueError(
-            f"`{name}` must be a number in [{low}, {high}{bracket}, received: {value!r}"
-        )
+_PROBABILITIES = "outputs probabilities, not logits"
+_PROBABILITY_ADVICE = (
+    "R2KDDistiller needs logits. Build it with `classifier_activation=None` "
+    "(keras.applications) or remove its final activation; pass "
+    "`allow_probabilities=True` to go on anyway."
+)
+# The legacy constructor arguments that configured the method.
+_METHOD_ARGUMENTS = (
+    "temperature", "value_weight", "rank_weight", "rank_mode", "rank_sharpness",
+    "ce_weight", "distillation_weight",
+)
+_FIT_SIGNATURE = inspect.signature(keras.Model.fit)
 
 
 def _output_shape(model):
@@ -50,69 +52,31 @@ def _input_shape(model):
     return None
 
 
-def resolve_teacher_dtype(teacher_dtype):
-    """`"auto"`: bfloat16 where the hardware runs it fast, else float32 (None).
-
-    bfloat16 is picked on a CPU with AVX512-BF16 or AMX-BF16 instructions and
-    on GPUs of compute capability 8.0 or newer; float16 on older GPUs.
-    """
-    if teacher_dtype not in TEACHER_DTYPES:
-        raise ValueError(
-            f"`teacher_dtype` must be one of {TEACHER_DTYPES}, received: {teacher_dtype!r}"
-        )
-    if teacher_dtype != "auto":
-        return teacher_dtype
-    gpus = tf.config.list_physical_devices("GPU")
-    if gpus:
-        capability = tf.config.experimental.get_device_details(gpus[0]).get(
-            "compute_capability", (0, 0)
-        )
-        return "bfloat16" if capability >= (8, 0) else "float16"
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            flags = cpuinfo.read()
-    except OSError:
+def _final_activation(model):
+    """`(layer name, "softmax" | "sigmoid")` of the layer making `model`'s
+    single output if it ends in one of those, else None."""
+    outputs = getattr(model, "outputs", None)
+    if not outputs or len(outputs) != 1:
         return None
-    return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else None
-
-
-def reduced_precision_copy(model, dtype):
-    """An inference copy of `model` computing in `dtype` (mixed precision).
-
-    Variables stay float32; convolutions and the rest run in `dtype`; Dense
-    layers (the classifier) stay float32 so logits keep their precision.
-
-    Args:
-        model: a functional or Sequential `keras.Model`.
-        dtype: `"bfloat16"` or `"float16"`.
-
-    Returns:
-        A new model with the same weights.
-
-    Example:
-    >>> fast_teacher = reduced_precision_copy(teacher, "bfloat16")
-    """
-    policy = keras.DTypePolicy(f"mixed_{dtype}")
-
-    def clone(layer):
+    for layer in reversed(model.layers):
+        try:
+            produces_output = layer.output is outputs[0]
+        except (AttributeError, ValueError, RuntimeError):  # not one inbound node
+            continue
+        if not produces_output:
+            continue
         if isinstance(layer, keras.Model):
-            return reduced_precision_copy(layer, dtype)
-        config = layer.get_config()
-        if not isinstance(layer, keras.layers.Dense):
-            config["dtype"] = policy
-        return layer.__class__.from_config(config)
+            return _final_activation(layer)
+        inner = getattr(layer, "layer", layer)  # a pruning wrapper's layer
+        if isinstance(inner, keras.layers.Softmax):
+            return layer.name, "softmax"
+        name = getattr(getattr(inner, "activation", None), "__name__", None)
+        return (layer.name, name) if name in ("softmax", "sigmoid") else None
+    return None
 
-    try:
-        copy = keras.models.clone_model(model, clone_function=clone)
-    except ValueError as error:
-        raise ValueError(
-            f"`teacher_dtype={dtype!r}` needs a functional or Sequential teacher "
-            f"to copy layer by layer; model '{model.name}' could not be cloned "
-            f"({error}). Use teacher_dtype=None."
-        ) from error
-    copy.set_weights(model.get_weights())
-    copy.trainable = False
-    return copy
+
+def _probabilities_error(role, detail):
+    return ValueError(f"The {role} {_PROBABILITIES} ({detail}). {_PROBABILITY_ADVICE}")
 
 
 def _augmenter_takes_dict(augmenter):
@@ -121,50 +85,89 @@ def _augmenter_takes_dict(augmenter):
     callables get the images alone."""
     if getattr(augmenter, "accepts_dict", False) or hasattr(augmenter, "requires_teacher"):
         return True
-    from keras.src.layers.preprocessing.image_preprocessing import (
-        base_image_preprocessing_layer as base,
-    )
-
-    if isinstance(augmenter, base.BaseImagePreprocessingLayer):
+    if _compat.is_keras_image_layer(augmenter):
         return True
     return type(augmenter).__module__.startswith("keras_cv.")
 
 
-class _EpochTracker(keras.callbacks.Callback):
-    """Feeds the epoch index to the distiller (DKD's warm-up needs it)."""
+def _all_finite(tensors):
+    flags = [
+        tf.reduce_all(tf.math.is_finite(t))
+        for t in tf.nest.flatten(tensors)
+        if t is not None and t.dtype.is_floating
+    ]
+    return tf.reduce_all(tf.stack(flags)) if flags else tf.constant(True)
 
-    def on_epoch_begin(self, epoch, logs=None):
-        self.model.epoch.assign(float(epoch))
+
+def _assert_finite_loss(total, named_groups):
+    """Asserts `total` is finite; the message names the first group of
+    `(name, tensors)` holding a NaN/Inf, in the order given."""
+    message = tf.constant(_NOT_FINITE.format(cause=" (only the loss: its inputs are finite)"))
+    for name, tensors in reversed(named_groups):
+        cause = f": {name} are not finite (NaN or Inf)"
+        message = tf.where(_all_finite(tensors), message, _NOT_FINITE.format(cause=cause))
+    return tf.debugging.Assert(tf.math.is_finite(total), [message])
+
+
+def _looks_like_probabilities(outputs):
+    outputs = ops.cast(outputs, "float32")
+    in_unit_range = ops.logical_and(ops.all(outputs >= 0.0), ops.all(outputs <= 1.0))
+    sums_to_one = ops.all(ops.abs(ops.sum(outputs, axis=-1) - 1.0) <= 1e-2)
+    return ops.logical_and(in_unit_range, sums_to_one)
+
+
+class _StepsPerEpoch(keras.callbacks.Callback):
+    """Gives the distiller the fit's steps per epoch, for a warm-up counted in
+    epochs (`methods.DKD`). Read from the public `params["steps"]`; measured
+    over the first epoch when Keras cannot know it in advance."""
+
+    def on_train_begin(self, logs=None):
+        steps = self.params.get("steps")
+        if steps:
+            self.model.steps_per_epoch.assign(float(steps))
+        self._first_step = None if steps else int(self.model.optimizer.iterations.numpy())
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._first_step is not None:
+            steps = int(self.model.optimizer.iterations.numpy()) - self._first_step
+            self.model.steps_per_epoch.assign(float(steps))
+            self._first_step = None
 
 
 @keras.saving.register_keras_serializable(package="r2kd_keras")
-class R2KDDistiller(keras.Model):
+class R2KDDistiller(_compat.SymbolicBuildFix, keras.Model):
     """Trains `student` from `teacher` with R2KD (Kim et al., TKDE 2024).
 
     One training step on a batch `(x, y)`:
     `L = ce_weight * CE(student(x), y) + D(x) + D(A(x))`, where `A` is the
-    augmenter (second view; omitted when None) and, for R2KD,
-    `D = value_weight * correlation_value_loss + rank_weight *
-    spearman_rank_loss` against the blended target
+    augmenter (second view; omitted when None) and `D` the method's terms
+    (for R2KD `value_weight * correlation_value_loss + rank_weight *
+    spearman_rank_loss`) against the blended target
     `z = teacher_weight * teacher(x) + (1 - teacher_weight) * pruned_teacher(x)`.
     Both teachers are frozen and run in inference mode (the reference runs the
     pruned teacher in training mode; we do not). Terms that look across the
     batch are computed on the global batch under `tf.distribute` (logits are
     gathered across replicas), so a mirrored step equals a one-device step.
 
-    `distillation` selects the method on the same trainer: `"kd"` (Hinton;
-    CE weight 0.1, KD weight 0.9 by default, as in mdistiller), `"dist"`,
-    `"dkd"` (labels as targets, warm-up `min(epoch / 20, 1)` with epochs
-    counted from 1 as in mdistiller), or `"none"`
-    (the student alone; with an augmenter its CE also covers `A(x)` with the
-    augmenter's mixed labels). Baselines apply their term to both views.
+    `method` selects the method on the same trainer (see `r2kd_keras.methods`
+    for each one's recipe defaults): `methods.R2KD()`, `KD()` (CE weight 0.1,
+    KD weight 0.9, as in mdistiller), `DIST()`, `DKD()` (labels as targets,
+    a warm-up of 20 epochs counted from the optimizer's steps), or
+    `CrossEntropyOnly()` (the student alone; with an augmenter its CE also
+    covers `A(x)` with the augmenter's mixed labels), or one of their names
+    `"r2kd"`, `"kd"`, `"dist"`, `"dkd"`, `"none"`. Baselines apply their term
+    to both views.
+
+    Labels may be class ids or one-hot, and may change form between calls;
+    compiled metrics always receive one-hot labels (use `"accuracy"` or the
+    categorical metrics, not the sparse ones).
 
     Args:
         student: the `keras.Model` to train; outputs logits `(batch, C)`. May
             be wrapped by `r2kd_keras.pruning.prune_low_magnitude`: masks are
             then updated and re-applied at every step.
-        teacher: a built, trained `keras.Model` with the same output shape.
-            May be None only with `distillation="none"`.
+        teacher: a built, trained `keras.Model` with the same output shape,
+            outputting logits. May be None only with a method without teacher.
         pruned_teacher: a model, or None to build one by pruning a copy of
             the teacher (`prune_teacher(teacher, teacher_prune_rate)`).
         teacher_prune_rate: L1 layer-wise pruning rate for the built copy;
@@ -174,19 +177,15 @@ class R2KDDistiller(keras.Model):
             `{"images", "labels"}` dict (labels one-hot float), or on images;
             an object with `requires_teacher = True` is also given
             `teacher=fn` (CutMixPick). None: one view.
-        distillation: one of `"r2kd"`, `"kd"`, `"dist"`, `"dkd"`, `"none"`.
-        temperature: softmax temperature of the distillation term.
-        value_weight: R2KD value-term weight (2).
-        rank_weight: R2KD rank-term weight (2).
-        rank_mode: `"exact"` (the reference: logged, no gradient) or `"soft"`.
-        rank_sharpness: soft-rank sharpness (see `losses.spearman_rank_loss`).
-        ce_weight: weight of the cross-entropy; None takes the method's
-            recipe default (0.1 for KD, 1 otherwise).
-        distillation_weight: weight of a baseline's term; None takes the
-            recipe default (0.9 for KD, 1 otherwise). Unused by R2KD.
-        loss_kwargs: extra keyword arguments of the baseline loss, e.g.
-            `{"beta": 6.0}` for DKD or `{"beta": 1.0, "gamma": 1.0}` for DIST;
-            DKD also takes `"warmup_epochs"` (20).
+        method: a `methods.DistillationMethod`, or its name (`"r2kd"`).
+        temperature, value_weight, rank_weight, rank_mode, rank_sharpness,
+            ce_weight, distillation_weight: deprecated, kept for old code:
+            settings of the method named by `method` (or `distillation`),
+            None keeping its recipe default. A setting the method does not
+            have is ignored, as before. Prefer `method=methods.R2KD(...)`.
+        loss_kwargs: deprecated: further settings of a named baseline, e.g.
+            `{"beta": 6.0}` for DKD (also `"warmup_epochs"`) or
+            `{"beta": 1.0, "gamma": 1.0}` for DIST.
         teacher_dtype: None (float32), `"bfloat16"`, `"float16"` or `"auto"`:
             teachers compute in that dtype (their logits are cast back to
             float32; bfloat16 moved resnet32x4's logits by ~0.004 and kept
@@ -194,10 +193,18 @@ class R2KDDistiller(keras.Model):
         pruned_teacher_training: reproduce the reference, whose pruned teacher
             runs in training mode (BatchNorm on batch statistics, moving
             averages updated by every step). Default False: inference mode.
-        check_numerics: stop with a clear error when the loss is NaN/Inf.
+        check_numerics: stop with a clear error when the loss is NaN/Inf,
+            naming what was not finite first: the images, the augmented view,
+            the teacher's logits or the student's logits.
+        allow_probabilities: by default a teacher or student whose final
+            activation is softmax/sigmoid is refused, and so are outputs on
+            the first training batch whose rows are all in [0, 1] and sum to
+            1 (`fit` raises a ValueError). True lets such models through.
+        distillation: deprecated alias of `method` (a name).
 
     Example:
     >>> distiller = R2KDDistiller(student=student, teacher=teacher,
+    ...                           method=methods.R2KD(rank_mode="soft"),
     ...                           augmenter=keras.layers.CutMix())
     >>> distiller.compile(optimizer=keras.optimizers.SGD(0.05, momentum=0.9),
     ...                   metrics=["accuracy"])
@@ -216,83 +223,59 @@ class R2KDDistiller(keras.Model):
         teacher_prune_rate=0.1,
         teacher_weight=0.7,
         augmenter=None,
-        distillation="r2kd",
-        temperature=4.0,
-        value_weight=2.0,
-        rank_weight=2.0,
-        rank_mode="exact",
-        rank_sharpness=10.0,
+        method="r2kd",
+        temperature=None,
+        value_weight=None,
+        rank_weight=None,
+        rank_mode=None,
+        rank_sharpness=None,
         ce_weight=None,
         distillation_weight=None,
         loss_kwargs=None,
         teacher_dtype=None,
         pruned_teacher_training=False,
         check_numerics=True,
+        allow_probabilities=False,
+        distillation=None,
         **kwargs,
     ):
+        if isinstance(method, dict):  # from a saved config
+            method = keras.saving.deserialize_keras_object(method)
+        self.method = self._resolve_method(method, distillation, loss_kwargs, dict(
+            temperature=temperature, value_weight=value_weight, rank_weight=rank_weight,
+            rank_mode=rank_mode, rank_sharpness=rank_sharpness, ce_weight=ce_weight,
+            distillation_weight=distillation_weight))
         super().__init__(**kwargs)
-        if distillation not in DISTILLATION_METHODS:
-            raise ValueError(
-                f"`distillation` must be one of {DISTILLATION_METHODS}, "
-                f"received: {distillation!r}"
-            )
         if not isinstance(student, keras.Model):
             raise ValueError(
                 f"`student` must be a keras.Model, received: {type(student).__name__}"
             )
-        if teacher is None and distillation != "none":
+        if teacher is None and self.method.uses_teacher:
             raise ValueError(
-                f"`teacher` is None, which only `distillation='none'` allows; "
-                f"received distillation={distillation!r}."
+                f"`teacher` is None, which only a method without teacher "
+                f"(`method='none'`) allows; received method={self.method!r}."
             )
-        _check_range("teacher_prune_rate", teacher_prune_rate, 0.0, 1.0, False)
-        _check_range("teacher_weight", teacher_weight, 0.0, 1.0)
-        for name, value in (("value_weight", value_weight), ("rank_weight", rank_weight)):
-            _check_range(name, value, 0.0, float("inf"))
-        if not isinstance(temperature, (int, float)) or temperature <= 0:
-            raise ValueError(
-                f"`temperature` must be a positive number, received: {temperature!r}"
-            )
-        if rank_mode not in losses.RANK_MODES:
-            raise ValueError(
-                f"`rank_mode` must be one of {losses.RANK_MODES}, received: {rank_mode!r}"
-            )
+        check_range("teacher_prune_rate", teacher_prune_rate, 0.0, 1.0, False)
+        check_range("teacher_weight", teacher_weight, 0.0, 1.0)
         if augmenter is not None and not callable(augmenter):
             raise ValueError(
                 f"`augmenter` must be callable or None, received: {augmenter!r}"
             )
 
         self.student = student
-        self.distillation = distillation
-        self.temperature = float(temperature)
-        self.value_weight = float(value_weight)
-        self.rank_weight = float(rank_weight)
-        self.rank_mode = rank_mode
-        self.rank_sharpness = float(rank_sharpness)
-        self.ce_weight = _CE_WEIGHT[distillation] if ce_weight is None else ce_weight
-        _check_range("ce_weight", self.ce_weight, 0.0, float("inf"))
-        self.distillation_weight = (
-            _DISTILL_WEIGHT.get(distillation, 1.0)
-            if distillation_weight is None
-            else distillation_weight
-        )
-        _check_range("distillation_weight", self.distillation_weight, 0.0, float("inf"))
-        self.loss_kwargs = dict(loss_kwargs or {})
-        self._dkd_warmup_epochs = self.loss_kwargs.pop(
-            "warmup_epochs", _DKD_DEFAULT_WARMUP_EPOCHS
-        )
         self.teacher_prune_rate = teacher_prune_rate
         self.teacher_weight = float(teacher_weight)
         self.augmenter = augmenter
         self.teacher_dtype = teacher_dtype
         self.pruned_teacher_training = bool(pruned_teacher_training)
         self.check_numerics = check_numerics
+        self.allow_probabilities = bool(allow_probabilities)
         self.num_classes = self._validate_models(student, teacher)
 
         self.teacher = teacher
         self._explicit_pruned_teacher = pruned_teacher is not None
         self.pruned_teacher = None
-        if teacher is not None and teacher_weight < 1.0:
+        if self.teacher is not None and teacher_weight < 1.0:
             if pruned_teacher is not None:
                 self._validate_models(student, pruned_teacher, role="pruned_teacher")
                 self.pruned_teacher = pruned_teacher
@@ -312,14 +295,10 @@ class R2KDDistiller(keras.Model):
             # Keras runs BatchNorm of a non-trainable layer in inference mode
             # whatever `training` says; the optimizer still only sees the student.
             self._teacher_runners[1].trainable = True
-        self.epoch = keras.Variable(0.0, trainable=False, name="epoch")
-        self._term_names = {
-            "r2kd": ["value_loss", "rank_loss"],
-            "none": [],
-        }.get(distillation, ["distill_loss"])
+        self.steps_per_epoch = keras.Variable(0.0, trainable=False, name="steps_per_epoch")
         self._trackers = {
             name: keras.metrics.Mean(name=name)
-            for name in ["ce_loss"] + self._term_names
+            for name in ("loss", "ce_loss") + tuple(self.method.term_names)
         }
         self._augmenter_takes_dict = (
             augmenter is not None and _augmenter_takes_dict(augmenter)
@@ -328,8 +307,64 @@ class R2KDDistiller(keras.Model):
         # (BackupAndRestore refuses unbuilt models).
         self.built = student.built
 
+    @staticmethod
+    def _resolve_method(method, distillation, loss_kwargs, settings):
+        settings = {k: v for k, v in settings.items() if v is not None}
+        if isinstance(method, methods_lib.DistillationMethod):
+            given = sorted(settings) + (["loss_kwargs"] if loss_kwargs else [])
+            if distillation is not None or given:
+                raise ValueError(
+                    f"Give the settings to the method object, not to R2KDDistiller: "
+                    f"received method={method!r} and also {given or ['distillation']}."
+                )
+            return method
+        if distillation is not None:
+            if method != "r2kd":
+                raise ValueError(
+                    f"`distillation` is the old name of `method`; give one, received "
+                    f"method={method!r} and distillation={distillation!r}."
+                )
+            if distillation not in methods_lib.METHOD_NAMES:
+                raise ValueError(
+                    f"`distillation` must be one of {methods_lib.METHOD_NAMES}, "
+                    f"received: {distillation!r}"
+                )
+            method = distillation
+        cls = methods_lib.method_class(method) if isinstance(method, str) else None
+        if cls is None:
+            return methods_lib.get_method(method)
+        accepted = {k: v for k, v in settings.items() if k in cls.argument_names()}
+        return methods_lib.get_method(method, **accepted, **(loss_kwargs or {}))
+
+    @property
+    def distillation(self):
+        """The method's name (deprecated: read `method`)."""
+        return self.method.name
+
+    @property
+    def loss_kwargs(self):
+        """Deprecated: the method's `loss_kwargs`-style settings that differ
+        from its recipe defaults."""
+        defaults = type(self.method)().get_config()
+        config = self.method.get_config()
+        return {k: config[k] for k in self.method.legacy_loss_kwargs if config[k] != defaults[k]}
+
+    @property
+    def metrics(self):
+        # The public way of a custom train_step (Keras guide "Customizing
+        # fit"): our own "loss" tracker replaces compile's, never updated here.
+        others = [m for m in super().metrics if m.name != "loss"]
+        return [self._trackers["loss"]] + others
+
     # ------------------------------------------------------------ validation
     def _validate_models(self, student, teacher, role="teacher"):
+        for name, model in (("student", student), (role, teacher)):
+            activation = model is not None and _final_activation(model)
+            if activation and not self.allow_probabilities:
+                layer, kind = activation
+                raise _probabilities_error(
+                    f"{name} '{model.name}'", f"its final layer '{layer}' applies {kind}"
+                )
         if teacher is None:
             shape = _output_shape(student)
             return shape[-1] if shape else None
@@ -362,36 +397,12 @@ class R2KDDistiller(keras.Model):
             )
         return (s_out or t_out or (None,))[-1]
 
-    def _labels_one_hot(self, y, num_classes):
-        """One-hot float labels from sparse ids or one-hot/soft labels."""
-        y = tf.convert_to_tensor(y)
-        shape = tuple(y.shape)
-        if len(shape) == 2 and shape[-1] == num_classes and num_classes != 1:
-            return tf.cast(y, "float32")
-        if len(shape) == 2 and shape[-1] == 1:
-            y = tf.squeeze(y, -1)
-        elif len(shape) != 1:
-            raise ValueError(
-                f"Labels must be class ids of shape (batch,) or (batch, 1), or "
-                f"one-hot of shape (batch, {num_classes}); received labels of "
-                f"shape {shape} (dtype {y.dtype.name})."
-            )
-        if y.dtype.is_floating:
-            y = tf.cast(y, "int64")
-        checks = [
-            tf.debugging.assert_non_negative(
-                y, message=f"Labels must be class ids in [0, {num_classes}); "
-                f"received a negative label (labels of shape {shape})."
-            ),
-            tf.debugging.assert_less(
-                y, tf.cast(num_classes, y.dtype),
-                message=f"Labels must be class ids in [0, {num_classes}); "
-                f"received a label >= {num_classes} (labels of shape {shape}). "
-                "Check the dataset's class count against the models'.",
-            ),
-        ]
-        with tf.control_dependencies(checks):
-            return tf.one_hot(tf.cast(y, "int32"), num_classes)
+    def _assert_logits_on_first_step(self, named_outputs):
+        first_step = ops.equal(self.optimizer.iterations, 0)
+        for role, outputs in named_outputs:
+            refused = ops.logical_and(first_step, _looks_like_probabilities(outputs))
+            message = f"The {role} {_PROBABILITIES} (on the first batch, every row is in [0, 1] and sums to 1)."
+            tf.debugging.Assert(ops.logical_not(refused), [message])
 
     # ----------------------------------------------------------------- parts
     def call(self, inputs, training=None):
@@ -425,7 +436,7 @@ class R2KDDistiller(keras.Model):
         return targets
 
     def _second_view(self, images, one_hot):
-        """`(A(x), labels of A(x))`; the labels are only used by `"none"`."""
+        """`(A(x), labels of A(x))`; the labels are only used without teacher."""
         if self._augmenter_takes_dict:
             data = {"images": images, "labels": one_hot}
             if getattr(self.augmenter, "requires_teacher", False):
@@ -452,31 +463,6 @@ class R2KDDistiller(keras.Model):
         gathered.set_shape([None] + list(tensor.shape[1:]))
         return gathered
 
-    def _distillation_terms(self, student_logits, target_logits, one_hot):
-        """Named distillation terms for one view, on global-batch tensors."""
-        tau = self.temperature
-        if self.distillation == "r2kd":
-            return {
-                "value_loss": self.value_weight
-                * losses.correlation_value_loss(student_logits, target_logits, tau),
-                "rank_loss": self.rank_weight
-                * losses.spearman_rank_loss(
-                    student_logits, target_logits, tau, self.rank_mode,
-                    self.rank_sharpness,
-                ),
-            }
-        if self.distillation == "kd":
-            term = losses.kd_loss(student_logits, target_logits, tau, **self.loss_kwargs)
-        elif self.distillation == "dist":
-            term = losses.dist_loss(student_logits, target_logits, tau, **self.loss_kwargs)
-        else:
-            # mdistiller counts epochs from 1: the first epoch gets 1/warmup.
-            warmup = ops.minimum((self.epoch + 1.0) / float(self._dkd_warmup_epochs), 1.0)
-            term = warmup * losses.dkd_loss(
-                student_logits, target_logits, one_hot, tau, **self.loss_kwargs
-            )
-        return {"distill_loss": self.distillation_weight * term}
-
     @staticmethod
     def _cross_entropy(one_hot, logits):
         return ops.mean(
@@ -489,18 +475,19 @@ class R2KDDistiller(keras.Model):
         `views` is a list of `(student_logits, target_logits, labels)`, the
         clean view first; every tensor is already gathered across replicas.
         """
+        method = self.method
         (clean_logits, _, _), *augmented = views
-        parts = {"ce_loss": self.ce_weight * self._cross_entropy(one_hot, clean_logits)}
-        if self.distillation == "none":
+        parts = {"ce_loss": method.ce_weight * self._cross_entropy(one_hot, clean_logits)}
+        if not method.uses_teacher:
             for student_logits, _, labels in augmented:
-                parts["ce_loss"] += self.ce_weight * self._cross_entropy(
-                    labels, student_logits
-                )
+                parts["ce_loss"] += method.ce_weight * self._cross_entropy(labels, student_logits)
         else:
+            step = ops.cast(self.optimizer.iterations, "float32")
             for student_logits, target_logits, _ in views:
-                for name, value in self._distillation_terms(
-                    student_logits, target_logits, one_hot
-                ).items():
+                terms = method.loss_terms(
+                    student_logits, target_logits, one_hot, step, self.steps_per_epoch
+                )
+                for name, value in terms.items():
                     parts[name] = parts.get(name, 0.0) + value
         total = sum(parts.values())
         regularization = self.student.losses
@@ -520,45 +507,27 @@ class R2KDDistiller(keras.Model):
                 "R2KDDistiller does not support `sample_weight`; received one "
                 f"of shape {tuple(sample_weight.shape)}."
             )
+        return x, self._one_hot(x, y)
+
+    def _one_hot(self, x, y, check_range=True):
         num_classes = self.num_classes or self.student.compute_output_spec(x).shape[-1]
-        return x, y, self._labels_one_hot(y, num_classes)
+        return labels_lib.to_one_hot(y, num_classes, check_range=check_range)
 
-    def _record(self, x, y, student_logits, total, parts):
-        batch = tf.cast(tf.shape(x)[0], "float32") * self.distribute_strategy.num_replicas_in_sync
-        self._loss_tracker.update_state(total, sample_weight=batch)
-        for name, value in parts.items():
+    def symbolic_build_batch(self, data_batch):
+        # Metrics built on one-hot labels, the form `_record` gives them.
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data_batch)
+        return data_batch if y is None else (x, self._one_hot(x, y, check_range=False))
+
+    def _record(self, x, one_hot, student_logits, total, parts):
+        batch = tf.cast(tf.shape(one_hot)[0], "float32") * self.distribute_strategy.num_replicas_in_sync
+        for name, value in {"loss": total, **parts}.items():
             self._trackers[name].update_state(value, sample_weight=batch)
-        return self.compute_metrics(x, y, student_logits)
-
-    # ------------------------------------------------------- multi-worker
-    # Keras 3.15's TensorFlow trainer has two faults with
-    # MultiWorkerMirroredStrategy: `fit` builds the metrics from
-    # `strategy.reduce("MEAN", first_batch)`, which fails on a nested
-    # (images, labels) batch, and it reduces the step's logs on axis 0, which
-    # is invalid for scalars. Shapes are all the build needs, so it gets the
-    # local replica's part; logs go out with shape (1,), whose mean over
-    # replicas is the global mean (the replicas' batches are equal).
-    def _is_multi_worker(self):
-        return isinstance(self.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy)
-
-    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
-        if self._is_multi_worker() and iterator is not None and data_batch is None:
-            for _, _, batches in iterator:
-                data_batch = tf.nest.map_structure(
-                    lambda v: self.distribute_strategy.experimental_local_results(v)[0],
-                    next(batches))
-                break
-            iterator = None
-        return super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
-
-    def _logs(self, logs):
-        if self._is_multi_worker():
-            return {name: tf.reshape(value, [1]) for name, value in logs.items()}
-        return logs
+        # One label form for the compiled metrics, whatever the batch held.
+        return self.multi_worker_logs(self.compute_metrics(x, one_hot, student_logits))
 
     # ----------------------------------------------------------------- steps
     def train_step(self, data):
-        x, y, one_hot = self._unpack(data)
+        x, one_hot = self._unpack(data)
         pruning.begin_pruning_step(self.student)
         images = [x]
         labels = [one_hot]
@@ -567,7 +536,7 @@ class R2KDDistiller(keras.Model):
             images.append(x_aug)
             labels.append(y_aug)
         targets = [None] * len(images)
-        if self.distillation != "none":
+        if self.method.uses_teacher:
             targets = self._target_logits(images)
 
         variables = self.student.trainable_variables
@@ -586,21 +555,29 @@ class R2KDDistiller(keras.Model):
             total, parts = self._loss_and_parts(views, self._gather(one_hot))
             # Gradients are summed over replicas and every replica computes
             # the same global-batch loss, hence the division.
-            if self.check_numerics:
-                total = tf.debugging.check_numerics(total, _NOT_FINITE_MESSAGE)
             scaled = self.optimizer.scale_loss(total / replicas)
+        if not self.allow_probabilities:
+            self._assert_logits_on_first_step(
+                [("teacher", t) for t in targets[:1] if t is not None]
+                + [("student", student_logits[0])]
+            )
+        if self.check_numerics:
+            _assert_finite_loss(total, [
+                ("the images", images[:1]), ("the augmented images", images[1:]),
+                ("the teacher's logits", [t for t in targets if t is not None]),
+                ("the student's logits", student_logits),
+            ])
         gradients = tape.gradient(scaled, variables)
         self.optimizer.apply(gradients, variables)
         # Momentum and weight decay would otherwise move pruned weights off 0.
         pruning.apply_pruning_masks(self.student)
-        return self._logs(self._record(x, y, student_logits[0], total, parts))
+        return self._record(x, one_hot, student_logits[0], total, parts)
 
     def test_step(self, data):
-        x, y, one_hot = self._unpack(data)
+        x, one_hot = self._unpack(data)
         student_logits = ops.cast(self.student(x, training=False), "float32")
         target = (
-            None if self.distillation == "none"
-            else self._target_logits([x], training=False)[0]
+            self._target_logits([x], training=False)[0] if self.method.uses_teacher else None
         )
         views = [(
             self._gather(student_logits),
@@ -608,23 +585,34 @@ class R2KDDistiller(keras.Model):
             None,
         )]
         total, parts = self._loss_and_parts(views, self._gather(one_hot))
-        return self._logs(self._record(x, y, student_logits, total, parts))
+        return self._record(x, one_hot, student_logits, total, parts)
 
     def fit(self, *args, **kwargs):
-        """`keras.Model.fit`, plus the epoch counter that DKD's warm-up reads."""
-        x = args[0] if args else kwargs.get("x")
-        shuffle_position = 8
-        if isinstance(x, tf.data.Dataset) and len(args) <= shuffle_position:
-            # fit's default shuffle=True only makes Keras warn that it cannot
-            # shuffle a Dataset: the pipeline shuffles itself.
-            kwargs.setdefault("shuffle", False)
-        callbacks_position = 5
-        if len(args) > callbacks_position:
-            args = list(args)
-            args[callbacks_position] = list(args[callbacks_position] or []) + [_EpochTracker()]
-        else:
-            kwargs["callbacks"] = list(kwargs.get("callbacks") or []) + [_EpochTracker()]
-        return super().fit(*args, **kwargs)
+        """`keras.Model.fit`, with two differences: a `tf.data.Dataset` is not
+        shuffled by default (the pipeline shuffles itself; Keras would only
+        warn), and a method whose warm-up is counted in epochs gets the fit's
+        steps per epoch. Outputs refused as probabilities raise a ValueError."""
+        bound = _FIT_SIGNATURE.bind(self, *args, **kwargs)
+        arguments = bound.arguments
+        if isinstance(arguments.get("x"), tf.data.Dataset):
+            arguments.setdefault("shuffle", False)
+        if self.method.needs_steps_per_epoch:
+            callbacks = arguments.get("callbacks") or []
+            if isinstance(callbacks, keras.callbacks.CallbackList):
+                raise ValueError(
+                    f"{self.method!r} counts its warm-up in epochs and needs a list of "
+                    "callbacks, not a CallbackList; give a list or `warmup_steps`."
+                )
+            arguments["callbacks"] = [*callbacks, _StepsPerEpoch()]
+        try:
+            return super().fit(*bound.args[1:], **bound.kwargs)
+        except tf.errors.InvalidArgumentError as error:
+            for role in ("teacher", "student"):
+                if f"The {role} {_PROBABILITIES}" in error.message:
+                    raise _probabilities_error(
+                        role, "on the first batch, every row is in [0, 1] and sums to 1"
+                    ) from None
+            raise
 
     # ---------------------------------------------------------- serialisation
     def get_config(self):
@@ -645,19 +633,11 @@ class R2KDDistiller(keras.Model):
             "teacher_prune_rate": self.teacher_prune_rate,
             "teacher_weight": self.teacher_weight,
             "augmenter": serialize(self.augmenter),
-            "distillation": self.distillation,
-            "temperature": self.temperature,
-            "value_weight": self.value_weight,
-            "rank_weight": self.rank_weight,
-            "rank_mode": self.rank_mode,
-            "rank_sharpness": self.rank_sharpness,
-            "ce_weight": self.ce_weight,
-            "distillation_weight": self.distillation_weight,
-            "loss_kwargs": {**self.loss_kwargs, "warmup_epochs": self._dkd_warmup_epochs}
-            if self.distillation == "dkd" else self.loss_kwargs,
+            "method": serialize(self.method),
             "teacher_dtype": self.teacher_dtype,
             "pruned_teacher_training": self.pruned_teacher_training,
             "check_numerics": self.check_numerics,
+            "allow_probabilities": self.allow_probabilities,
         }
 
     @classmethod

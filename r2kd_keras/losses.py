@@ -15,6 +15,8 @@ plugs R2KD into `keras.distillation.Distiller`.
 import keras
 from keras import ops
 
+from r2kd_keras import labels as labels_lib
+
 # The reference's epsilon in every cosine (mdistiller R2KD.py, DIST).
 COSINE_EPS = 1e-8
 # Floor under squared norms: an all-zero column (softmax underflow at huge
@@ -298,7 +300,7 @@ def dkd_loss(
     >>> dkd_loss(student(x), teacher(x), y, alpha=1.0, beta=8.0)
     """
     z_s, z_t = _validated_logits(student_logits, teacher_logits, temperature)
-    target = _one_hot(labels, z_s.shape[-1])
+    target = labels_lib.to_one_hot(labels, z_s.shape[-1], check_range=False)
     z_s, z_t = z_s / temperature, z_t / temperature
 
     def binary_log_probs(z):
@@ -317,21 +319,6 @@ def dkd_loss(
         )
     )
     return temperature**2 * (alpha * tckd + beta * nckd)
-
-
-def _one_hot(labels, num_classes):
-    labels = ops.convert_to_tensor(labels)
-    if len(labels.shape) == 2 and labels.shape[-1] == num_classes:
-        return ops.cast(labels, "float32")
-    if len(labels.shape) == 2 and labels.shape[-1] == 1:
-        labels = ops.squeeze(labels, -1)
-    if len(labels.shape) != 1:
-        raise ValueError(
-            "`labels` must be integer class ids of shape (batch,) or (batch, 1), "
-            f"or one-hot of shape (batch, {num_classes}); received shape "
-            f"{tuple(labels.shape)}."
-        )
-    return ops.one_hot(ops.cast(labels, "int32"), num_classes)
 
 
 class _LogitsLoss(keras.losses.Loss):

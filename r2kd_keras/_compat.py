@@ -1,0 +1,150 @@
+"""Every private Keras / TensorFlow API the package relies on, in one place.
+
+Each item names the versions it was checked on; `tests/test_compat.py` fails
+loudly when an upgrade changes one of them. Everything else in the package
+uses public API only.
+"""
+
+import keras
+import tensorflow as tf
+
+# Checked on Keras 3.15.1 / TensorFlow 2.21.0 for every item below.
+CHECKED_ON = {"keras": "3.15.1", "tensorflow": "2.21.0"}
+
+
+def is_keras_image_layer(obj):
+    """Whether `obj` is a Keras image preprocessing layer (CutMix, MixUp,
+    RandomFlip...), which take `{"images", "labels"}` dicts.
+
+    Keras 3.15.1 exports no public base class for these layers.
+    """
+    from keras.src.layers.preprocessing.image_preprocessing import (
+        base_image_preprocessing_layer as base,
+    )
+
+    return isinstance(obj, base.BaseImagePreprocessingLayer)
+
+
+def is_functional(model):
+    """Whether `model` is a functional (or Sequential) `keras.Model`, i.e. a
+    graph of layers that `keras.models.clone_model` can copy layer by layer.
+
+    Keras 3.15.1 builds `keras.Model(inputs, outputs)` as the private class
+    `keras.src.models.functional.Functional`, which `keras.Sequential` also
+    subclasses.
+    """
+    from keras.src.models.functional import Functional
+
+    return isinstance(model, (keras.Sequential, Functional))
+
+
+def maybe_merge_call(fn, strategy, *args):
+    """`fn(strategy, *args)` once in cross-replica context.
+
+    Inside a replica context of a `tf.distribute` strategy this merges the
+    replicas and calls `fn` once with the strategy; outside one (or under
+    strategies that cannot merge) it calls `fn` directly. Keras's own
+    optimizers use the same TensorFlow 2.21.0 internal, which has no public
+    equivalent (`tf.distribute.get_replica_context().merge_call` fails
+    under MultiWorkerMirroredStrategy without collective hints).
+
+    Args:
+        fn: a callable `fn(strategy, *args)`.
+        strategy: the current `tf.distribute.Strategy`.
+        *args: further arguments of `fn`.
+
+    Returns:
+        What `fn` returns.
+
+    Example:
+    >>> maybe_merge_call(lambda s, v: v.assign_add(1), strategy, counter)
+    """
+    return tf.__internal__.distribute.interim.maybe_merge_call(fn, strategy, *args)
+
+
+_BACKUP_ATTRIBUTES = {
+    "weights": "_weights_path",
+    "training_metadata": "_training_metadata_path",
+    "prev_weights": "_prev_weights_path",
+    "prev_training_metadata": "_prev_training_metadata_path",
+}
+
+
+def backup_paths(callback):
+    """The files a `keras.callbacks.BackupAndRestore` reads and writes.
+
+    Keras 3.15.1 keeps them in private attributes set from `backup_dir`.
+
+    Args:
+        callback: a `keras.callbacks.BackupAndRestore`.
+
+    Returns:
+        A dict with the keys `"weights"`, `"training_metadata"`,
+        `"prev_weights"` and `"prev_training_metadata"` (the last two are the
+        copies written with `double_checkpoint=True`).
+
+    Example:
+    >>> backup_paths(keras.callbacks.BackupAndRestore("/tmp/b"))["weights"]
+    '/tmp/b/latest.weights.h5'
+    """
+    return {key: getattr(callback, attribute) for key, attribute in _BACKUP_ATTRIBUTES.items()}
+
+
+def set_backup_paths(callback, **paths):
+    """Points a `keras.callbacks.BackupAndRestore` at other files.
+
+    Args:
+        callback: a `keras.callbacks.BackupAndRestore`.
+        **paths: any of the keys `backup_paths` returns, with the new path.
+
+    Example:
+    >>> set_backup_paths(callback, weights="/tmp/w/latest.weights.h5")
+    """
+    unknown = sorted(set(paths) - set(_BACKUP_ATTRIBUTES))
+    if unknown:
+        raise ValueError(
+            f"`set_backup_paths` takes the keys {sorted(_BACKUP_ATTRIBUTES)}; "
+            f"received unknown keys {unknown}."
+        )
+    for key, path in paths.items():
+        setattr(callback, _BACKUP_ATTRIBUTES[key], path)
+
+
+class SymbolicBuildFix:
+    """Mixin of a `keras.Model` with a custom `train_step`: controls the batch
+    from which `fit` / `evaluate` build the compiled metrics.
+
+    Keras 3.15.1's TensorFlow trainer builds them in the private hook
+    `_maybe_symbolic_build` (when the model was made under a strategy) from
+    the raw first batch: its label form fixes the metric for good (class ids
+    give `sparse_categorical_accuracy`), and under
+    `MultiWorkerMirroredStrategy` its `strategy.reduce("MEAN", batch)` fails
+    on a nested `(images, labels)` batch. Shapes are all the build needs, so
+    it gets the local replica's part of the batch passed through
+    `symbolic_build_batch`. The same trainer reduces the step's logs on axis
+    0 under that strategy, invalid for scalars: `multi_worker_logs` gives
+    them shape `(1,)`, whose mean over replicas is the global mean when the
+    replicas' batches are equal.
+    """
+
+    def symbolic_build_batch(self, data_batch):
+        """The batch the metrics are built from; override to convert it."""
+        return data_batch
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if self._distribute_strategy is None:
+            return None  # Keras builds at trace time, from the step's tensors.
+        if iterator is not None and data_batch is None:
+            for _, _, batches in iterator:
+                data_batch = tf.nest.map_structure(
+                    lambda v: self.distribute_strategy.experimental_local_results(v)[0],
+                    next(batches))
+                break
+        data_batch = self.symbolic_build_batch(data_batch)
+        return super()._maybe_symbolic_build(iterator=None, data_batch=data_batch)
+
+    def multi_worker_logs(self, logs):
+        """`logs` in the shape the multi-worker trainer can reduce."""
+        if isinstance(self.distribute_strategy, tf.distribute.MultiWorkerMirroredStrategy):
+            return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+        return logs
