@@ -132,7 +132,8 @@ def test_value_loss_on_a_two_by_two_case_worked_by_hand():
     # Rows and columns are the same vectors here, so d_row = d_col = 1 - cos.
     expected = 2 * (1 - cos)
     got = losses.correlation_value_loss(zs, zt, temperature=1.0)
-    np.testing.assert_allclose(float(got), expected, rtol=1e-6)
+    # float32 arithmetic against a float64 hand value: ~1e-6 relative error.
+    np.testing.assert_allclose(float(got), expected, rtol=1e-5)
 
 
 @pytest.mark.parametrize(

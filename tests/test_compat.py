@@ -1,0 +1,120 @@
+"""Each private Keras / TensorFlow touch of `r2kd_keras._compat`, exercised
+for real: a Keras or TensorFlow upgrade that breaks one fails here first."""
+
+import inspect
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from r2kd_keras import _compat
+
+
+def tiny_model():
+    inputs = keras.Input((3,))
+    return keras.Model(inputs, keras.layers.Dense(2)(inputs))
+
+
+def test_image_layers_are_recognised():
+    for layer in (keras.layers.CutMix(), keras.layers.MixUp(), keras.layers.RandomFlip()):
+        assert _compat.is_keras_image_layer(layer), type(layer).__name__
+    assert not _compat.is_keras_image_layer(keras.layers.Dense(2))
+    assert not _compat.is_keras_image_layer(lambda images: images)
+
+
+def test_functional_and_sequential_models_are_recognised():
+    class Subclassed(keras.Model):
+        def call(self, x):
+            return x
+
+    assert _compat.is_functional(tiny_model())
+    assert _compat.is_functional(keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)]))
+    assert not _compat.is_functional(Subclassed())
+
+
+def test_maybe_merge_call_runs_fn_once_in_cross_replica_context(mirrored_strategy):
+    contexts = []
+    with mirrored_strategy.scope():
+        counter = tf.Variable(0.0, aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+
+    def merged(strategy, amount):
+        contexts.append(tf.distribute.in_cross_replica_context())
+        counter.assign_add(amount)
+
+    @tf.function
+    def step():
+        mirrored_strategy.run(
+            lambda: _compat.maybe_merge_call(merged, tf.distribute.get_strategy(), 1.0))
+
+    step()
+    assert contexts == [True]
+    assert [float(v) for v in mirrored_strategy.experimental_local_results(counter)] == [1.0, 1.0]
+
+
+def test_backup_paths_are_where_backup_and_restore_writes(tmp_path):
+    model = tiny_model()
+    model.compile(optimizer="sgd", loss="mse")
+    x, y = np.ones((4, 3), "float32"), np.zeros((4, 2), "float32")
+    backup = keras.callbacks.BackupAndRestore(
+        str(tmp_path / "a"), delete_checkpoint=False, double_checkpoint=True)
+    paths = _compat.backup_paths(backup)
+    assert set(paths) == {"weights", "training_metadata", "prev_weights", "prev_training_metadata"}
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[backup])
+    for key, path in paths.items():
+        assert os.path.isfile(path), key
+
+    moved = keras.callbacks.BackupAndRestore(str(tmp_path / "a"), delete_checkpoint=False)
+    elsewhere = {"weights": str(tmp_path / "w.weights.h5"),
+                 "training_metadata": str(tmp_path / "meta.json")}
+    _compat.set_backup_paths(moved, **elsewhere)
+    assert {k: _compat.backup_paths(moved)[k] for k in elsewhere} == elsewhere
+    model.fit(x, y, epochs=3, verbose=0, callbacks=[moved])
+    assert all(os.path.isfile(path) for path in elsewhere.values())
+    with pytest.raises(ValueError, match=r"unknown keys \['weight'\]"):
+        _compat.set_backup_paths(moved, weight="x")
+
+
+class Recorder(_compat.SymbolicBuildFix, keras.Model):
+    """Class ids in the data, one-hot labels for the metrics."""
+
+    def __init__(self):
+        super().__init__()
+        self.dense = keras.layers.Dense(3)
+        self.build_batches = []
+
+    def call(self, x):
+        return self.dense(x)
+
+    def symbolic_build_batch(self, data_batch):
+        x, y, _ = keras.utils.unpack_x_y_sample_weight(data_batch)
+        self.build_batches.append((tuple(x.shape), tuple(y.shape)))
+        return x, tf.one_hot(tf.cast(y, "int32"), 3)
+
+    def test_step(self, data):
+        x, y = data
+        return self.compute_metrics(x, tf.one_hot(tf.cast(y, "int32"), 3), self(x))
+
+
+def test_symbolic_build_hook_is_called_and_decides_the_metric(mirrored_strategy):
+    params = inspect.signature(keras.Model._maybe_symbolic_build).parameters
+    assert list(params) == ["self", "iterator", "data_batch"]
+    with mirrored_strategy.scope():
+        model = Recorder()
+        model.compile(optimizer="sgd", metrics=["accuracy"])
+    assert model._distribute_strategy is mirrored_strategy
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(8, 4)).astype("float32"), np.arange(8) % 3
+    # Without the hook Keras would build `sparse_categorical_accuracy` from
+    # the class ids and the one-hot step would fail.
+    scores = model.evaluate(x, y, batch_size=8, verbose=0, return_dict=True)
+    assert model.build_batches == [((4, 4), (4,))]  # one replica's half
+    expected = np.mean(np.argmax(model.predict(x, verbose=0), -1) == y)
+    assert scores["accuracy"] == pytest.approx(expected)
+
+
+def test_multi_worker_logs_are_unchanged_elsewhere():
+    model = Recorder()
+    logs = {"loss": tf.constant(1.0)}
+    assert model.multi_worker_logs(logs) is logs
