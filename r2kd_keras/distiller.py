@@ -118,20 +118,24 @@ def _looks_like_probabilities(outputs):
 
 class _StepsPerEpoch(keras.callbacks.Callback):
     """Gives the distiller the fit's steps per epoch, for a warm-up counted in
-    epochs (`methods.DKD`). Read from the public `params["steps"]`; measured
+    epochs (`methods.DKD`). Read from the public `params["steps"]`; counted
     over the first epoch when Keras cannot know it in advance."""
 
     def on_train_begin(self, logs=None):
         steps = self.params.get("steps")
         if steps:
             self.model.steps_per_epoch.assign(float(steps))
-        self._first_step = None if steps else int(self.model.optimizer.iterations.numpy())
+        self._counting = not steps
+        self._batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        # `batch` is the index of the last step run (steps_per_execution).
+        self._batches = batch + 1
 
     def on_epoch_end(self, epoch, logs=None):
-        if self._first_step is not None:
-            steps = int(self.model.optimizer.iterations.numpy()) - self._first_step
-            self.model.steps_per_epoch.assign(float(steps))
-            self._first_step = None
+        if self._counting and self._batches:
+            self.model.steps_per_epoch.assign(float(self._batches))
+            self._counting = False
 
 
 @keras.saving.register_keras_serializable(package="r2kd_keras")
@@ -564,8 +568,8 @@ class R2KDDistiller(_compat.SymbolicBuildFix, keras.Model):
         if self.check_numerics:
             _assert_finite_loss(total, [
                 ("the images", images[:1]), ("the augmented images", images[1:]),
-                ("the teacher's logits", [t for t in targets if t is not None]),
-                ("the student's logits", student_logits),
+                ("the logits of the teacher", [t for t in targets if t is not None]),
+                ("the logits of the student", student_logits),
             ])
         gradients = tape.gradient(scaled, variables)
         self.optimizer.apply(gradients, variables)

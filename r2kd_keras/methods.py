@@ -269,8 +269,12 @@ class DKD(_Baseline):
       `floor(t / S) + 1` and the factor equals mdistiller's at every step.
       `R2KDDistiller.fit` reads `S` from the fit's callback parameters
       (`params["steps"]`); when Keras cannot know it (a dataset of unknown
-      length) it is measured at the end of the first epoch, which meanwhile
-      gets the first epoch's factor `1 / W`. `W` may be fractional (a warm-up
+      length) it is counted over the first epoch, which meanwhile gets the
+      first epoch's factor `1 / W`. Keras 3.15 then also counts one extra
+      optimizer step at the end of every such epoch, so the epoch derived
+      from the steps runs ahead by `1 / S` epoch per epoch: give the dataset
+      a known length (`repeat()` and `steps_per_epoch`) or use
+      `warmup_steps` where that matters. `W` may be fractional (a warm-up
       shrunk with a shorter schedule).
     - `warmup_steps=N`: a per-step ramp `w(t) = min((t + 1) / N, 1)`. With
       `N = W * S` it equals mdistiller's factor `e / W` at the last step of

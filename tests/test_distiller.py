@@ -10,6 +10,7 @@ import pytest
 import tensorflow as tf
 
 from r2kd_keras import R2KDDistiller
+from r2kd_keras import methods
 from r2kd_keras import prune_teacher
 from r2kd_keras.distiller import reduced_precision_copy
 from tests.test_losses import np_dkd, np_dist, np_kd, np_rank, np_softmax, np_value
@@ -372,3 +373,163 @@ def test_backup_and_restore_resumes_a_killed_fit(tmp_path, batch, teacher):
     assert int(resumed.optimizer.iterations.numpy()) == 16
     for a, b in zip(reference.student.get_weights(), resumed.student.get_weights()):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
+# ------------------------------------------------------------ method objects
+def test_a_method_object_equals_the_legacy_arguments(batch, teacher):
+    x, y = batch
+    legacy = R2KDDistiller(small_cnn(4, 2), teacher, distillation="dist", temperature=2.0,
+                           loss_kwargs={"beta": 1.0}, teacher_prune_rate=0.0)
+    assert legacy.method == methods.DIST(temperature=2.0, beta=1.0)
+    assert legacy.distillation == "dist" and legacy.loss_kwargs == {"beta": 1.0}
+    _, logs = one_step(tf.distribute.get_strategy(), teacher, x, y, teacher_prune_rate=0.0,
+                       method=methods.DIST(temperature=2.0, beta=1.0, ce_weight=0.5))
+    student0 = small_cnn(4, seed=2)
+    zs = np_logits(student0, x)
+    expected = np_dist(zs, np_logits(teacher, x), 2.0, beta=1.0)
+    np.testing.assert_allclose(logs["distill_loss"], expected, rtol=1e-4)
+    np.testing.assert_allclose(logs["ce_loss"], 0.5 * np_ce(zs, y), rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"method": methods.KD(), "temperature": 2.0},
+         r"Give the settings to the method object.*\['temperature'\]"),
+        ({"method": "kd", "distillation": "dist"},
+         "old name of `method`; give one, received method='kd' and distillation='dist'"),
+        ({"method": "crd"}, "`method` must be one of .* received: 'crd'"),
+        ({"loss_kwargs": {"gama": 1.0}, "distillation": "dist"}, r"unknown arguments \['gama'\]"),
+    ],
+)
+def test_method_given_twice_or_unknown_is_refused(teacher, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        R2KDDistiller(small_cnn(4, 2), teacher, **kwargs)
+
+
+def test_dkd_warmup_counts_optimizer_steps_as_worked_by_hand(batch, teacher):
+    # 32 samples in batches of 16: S = 2 steps per epoch; the student is
+    # frozen (lr 0). warmup_epochs=2: steps 0-1 are epoch 1 (factor 1/2),
+    # steps 2-3 epoch 2 (factor 1), also when that epoch is a second `fit`
+    # (Keras counts its epochs from 0 again). The first fit's dataset has
+    # an unknown length, so S is measured over its first epoch.
+    x, y = batch
+    student0 = small_cnn(4, seed=2)
+    zs, zt = np_logits(student0, x), np_logits(teacher, x)
+    d0, d1 = np_dkd(zs[:16], zt[:16], y[:16]), np_dkd(zs[16:], zt[16:], y[16:])
+    distiller = R2KDDistiller(small_cnn(4, seed=2), teacher, teacher_prune_rate=0.0,
+                              method=methods.DKD(warmup_epochs=2))
+    distiller.compile(optimizer=keras.optimizers.SGD(0.0))
+    unknown = tf.data.Dataset.from_tensor_slices((x, y)).batch(16).filter(lambda a, b: True)
+    assert unknown.cardinality() == tf.data.UNKNOWN_CARDINALITY
+    first = distiller.fit(unknown, epochs=1, verbose=0).history["distill_loss"]
+    assert float(distiller.steps_per_epoch.numpy()) == 2.0
+    second = distiller.fit(x, y, batch_size=16, epochs=1, verbose=0,
+                           shuffle=False).history["distill_loss"]
+    np.testing.assert_allclose(first + second, [(d0 + d1) / 4, (d0 + d1) / 2], rtol=1e-4)
+
+
+# ------------------------------------------------------------------- labels
+@pytest.mark.parametrize(
+    "distributed", [False, pytest.param(True, marks=pytest.mark.large)],
+    ids=["one_device", "mirrored"])
+def test_labels_may_change_form_between_calls(batch, teacher, distributed, mirrored_strategy):
+    # Used to fail in the compiled accuracy ("Dimensions must be equal").
+    x, y = batch
+    one_hot = np.eye(NUM_CLASSES, dtype="float32")[y]
+    strategy = mirrored_strategy if distributed else tf.distribute.get_strategy()
+    with strategy.scope():
+        distiller = R2KDDistiller(small_cnn(4, 2), teacher, teacher_prune_rate=0.0)
+        distiller.compile(optimizer=keras.optimizers.SGD(0.0), metrics=["accuracy"])
+    expected = np.mean(np.argmax(np_logits(distiller.student, x), -1) == y)
+    first, then = (one_hot, y) if distributed else (y, one_hot)
+    history = distiller.fit(x, first, batch_size=32, epochs=1, verbose=0)
+    assert history.history["accuracy"][0] == pytest.approx(expected)
+    history = distiller.fit(x, then, batch_size=32, epochs=1, verbose=0)
+    assert history.history["accuracy"][0] == pytest.approx(expected)
+
+
+# ----------------------------------------------------------------- numerics
+def _with_last_bias(model, bias):
+    weights = model.get_weights()
+    weights[-1] = np.asarray(bias, "float32")
+    model.set_weights(weights)
+    return model
+
+
+@pytest.mark.parametrize(
+    "fault, match",
+    [
+        ("images", "loss is NaN or Inf: the images are not finite"),
+        ("teacher", "loss is NaN or Inf: the logits of the teacher are not finite"),
+        ("student", "loss is NaN or Inf: the logits of the student are not finite"),
+        ("loss", r"loss is NaN or Inf \(only the loss: its inputs are finite\)"),
+    ],
+)
+def test_not_finite_loss_names_what_was_not_finite(batch, teacher, fault, match):
+    x, y = batch
+    x = x.copy()
+    student = small_cnn(4, 2)
+    if fault == "images":
+        x[3, 0, 0, 0] = np.inf
+    elif fault == "teacher":
+        teacher = _with_last_bias(small_cnn(16, 1), [np.nan] + [0.0] * (NUM_CLASSES - 1))
+    elif fault == "student":
+        _with_last_bias(student, [np.nan] + [0.0] * (NUM_CLASSES - 1))
+    else:
+        # Finite logits 6e38 apart: log-softmax overflows, CE is +inf.
+        _with_last_bias(student, [3e38, -3e38] + [0.0] * (NUM_CLASSES - 2))
+        y = np.ones_like(y)
+    distiller = R2KDDistiller(student, teacher, teacher_prune_rate=0.0)
+    # Eager but for one case, to save tracing time; the graph path picks the
+    # message with the same ops.
+    distiller.compile(optimizer="sgd", run_eagerly=fault != "images")
+    with pytest.raises(tf.errors.InvalidArgumentError, match=match) as raised:
+        distiller.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    assert "Lower the learning rate or check the data" in str(raised.value)
+    assert "BackupAndRestore" in str(raised.value)
+
+
+# ---------------------------------------------------------- probabilities
+def mobilenet(**kwargs):
+    return keras.applications.MobileNetV3Small(
+        input_shape=(32, 32, 3), weights=None, classes=10, **kwargs)
+
+
+def test_a_softmax_model_is_refused_unless_allowed():
+    softmax, logits = mobilenet(), mobilenet(classifier_activation=None)
+    advice = r"classifier_activation=None.*remove its final activation.*allow_probabilities=True"
+    with pytest.raises(ValueError, match=(
+            r"The teacher 'MobileNetV3Small' outputs probabilities, not logits "
+            r"\(its final layer 'predictions' applies softmax\)\. .*" + advice)):
+        R2KDDistiller(logits, softmax, teacher_prune_rate=0.0)
+    with pytest.raises(ValueError, match="The student 'MobileNetV3Small' outputs probabilities"):
+        R2KDDistiller(softmax, logits, teacher_prune_rate=0.0)
+    sigmoid = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="sigmoid")])
+    with pytest.raises(ValueError, match="'dense.*' applies sigmoid"):
+        R2KDDistiller(sigmoid, None, method="none")
+    assert R2KDDistiller(logits, softmax, teacher_prune_rate=0.0, allow_probabilities=True)
+    assert R2KDDistiller(mobilenet(classifier_activation=None), logits, teacher_prune_rate=0.0)
+
+
+class _HiddenSoftmax(keras.layers.Layer):
+    """A softmax the construction check cannot see."""
+
+    def call(self, logits):
+        return keras.ops.softmax(logits)
+
+
+def test_probabilities_on_the_first_batch_are_refused_unless_allowed(batch, teacher):
+    x, y = batch
+    inputs = keras.Input(SHAPE)
+    probabilities = keras.Model(inputs, _HiddenSoftmax()(teacher(inputs)))
+    distiller = R2KDDistiller(small_cnn(4, 2), probabilities, teacher_prune_rate=0.0)
+    distiller.compile(optimizer="sgd")
+    with pytest.raises(ValueError, match=(
+            r"The teacher outputs probabilities, not logits \(on the first batch, every row "
+            r"is in \[0, 1\] and sums to 1\).*allow_probabilities=True")):
+        distiller.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    allowed = R2KDDistiller(small_cnn(4, 2), probabilities, teacher_prune_rate=0.0,
+                            allow_probabilities=True)
+    allowed.compile(optimizer="sgd", run_eagerly=True)  # no second trace
+    assert np.isfinite(allowed.fit(x, y, batch_size=32, epochs=1, verbose=0).history["loss"][0])
