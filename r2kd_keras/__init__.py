@@ -3,10 +3,18 @@
 from r2kd_keras import augment
 from r2kd_keras import data
 from r2kd_keras import export
+from r2kd_keras import labels
 from r2kd_keras import losses
+from r2kd_keras import methods
 from r2kd_keras import models
+from r2kd_keras import precision
 from r2kd_keras import pruning
 from r2kd_keras.distiller import R2KDDistiller
+from r2kd_keras.methods import DIST
+from r2kd_keras.methods import DKD
+from r2kd_keras.methods import KD
+from r2kd_keras.methods import R2KD
+from r2kd_keras.methods import CrossEntropyOnly
 from r2kd_keras.pruning import prune_teacher
 
 __version__ = "0.1.0"

@@ -38,17 +38,12 @@ _METHOD_ARGUMENTS = (
 _FIT_SIGNATURE = inspect.signature(keras.Model.fit)
 
 
-def _output_shape(model):
-    outputs = getattr(model, "outputs", None)
-    if outputs and len(outputs) == 1:
-        return tuple(outputs[0].shape)
-    return None
-
-
-def _input_shape(model):
-    inputs = getattr(model, "inputs", None)
-    if inputs and len(inputs) == 1:
-        return tuple(inputs[0].shape)
+def _shape(model, attribute):
+    """The shape of a functional model's single input or output, else None
+    (Keras's Distiller also reads `inputs` / `outputs` when present)."""
+    tensors = getattr(model, attribute, None)
+    if tensors and len(tensors) == 1:
+        return tuple(tensors[0].shape)
     return None
 
 
@@ -370,7 +365,7 @@ class R2KDDistiller(_compat.SymbolicBuildFix, keras.Model):
                     f"{name} '{model.name}'", f"its final layer '{layer}' applies {kind}"
                 )
         if teacher is None:
-            shape = _output_shape(student)
+            shape = _shape(student, "outputs")
             return shape[-1] if shape else None
         if not isinstance(teacher, keras.Model):
             raise ValueError(
@@ -381,14 +376,14 @@ class R2KDDistiller(_compat.SymbolicBuildFix, keras.Model):
                 f"`{role}` '{teacher.name}' is not built. Load trained weights or "
                 "call it on a batch before distilling."
             )
-        s_out, t_out = _output_shape(student), _output_shape(teacher)
+        s_out, t_out = _shape(student, "outputs"), _shape(teacher, "outputs")
+        s_in, t_in = _shape(student, "inputs"), _shape(teacher, "inputs")
         if s_out and t_out and s_out[1:] != t_out[1:]:
             raise ValueError(
                 f"Student and {role} outputs differ: student outputs shape "
                 f"{s_out}, {role} '{teacher.name}' outputs {t_out}. Both must "
                 "output logits over the same classes (batch, num_classes)."
             )
-        s_in, t_in = _input_shape(student), _input_shape(teacher)
         if s_in and t_in and s_in[1:] != t_in[1:]:
             raise ValueError(
                 f"Student and {role} inputs differ: student takes {s_in}, "
