@@ -8,6 +8,7 @@ import tensorflow as tf
 from keras import ops
 
 from r2kd_keras import _compat
+from r2kd_keras import checks
 from r2kd_keras import labels as labels_lib
 from r2kd_keras import methods as methods_lib
 from r2kd_keras import pruning
@@ -18,60 +19,7 @@ from r2kd_keras.precision import resolve_teacher_dtype
 
 DISTILLATION_METHODS = methods_lib.METHOD_NAMES
 
-_NOT_FINITE = (
-    "R2KDDistiller: the training loss is NaN or Inf{cause}. Usual causes: a "
-    "learning rate too high for this batch size, inputs that are not "
-    "normalised, or a teacher that outputs NaN. Lower the learning rate or "
-    "check the data, then resume from the last BackupAndRestore / checkpoint state"
-)
-_PROBABILITIES = "outputs probabilities, not logits"
-_PROBABILITY_ADVICE = (
-    "R2KDDistiller needs logits. Build it with `classifier_activation=None` "
-    "(keras.applications) or remove its final activation; pass "
-    "`allow_probabilities=True` to go on anyway."
-)
-# The legacy constructor arguments that configured the method.
-_METHOD_ARGUMENTS = (
-    "temperature", "value_weight", "rank_weight", "rank_mode", "rank_sharpness",
-    "ce_weight", "distillation_weight",
-)
 _FIT_SIGNATURE = inspect.signature(keras.Model.fit)
-
-
-def _shape(model, attribute):
-    """The shape of a functional model's single input or output, else None
-    (Keras's Distiller also reads `inputs` / `outputs` when present)."""
-    tensors = getattr(model, attribute, None)
-    if tensors and len(tensors) == 1:
-        return tuple(tensors[0].shape)
-    return None
-
-
-def _final_activation(model):
-    """`(layer name, "softmax" | "sigmoid")` of the layer making `model`'s
-    single output if it ends in one of those, else None."""
-    outputs = getattr(model, "outputs", None)
-    if not outputs or len(outputs) != 1:
-        return None
-    for layer in reversed(model.layers):
-        try:
-            produces_output = layer.output is outputs[0]
-        except (AttributeError, ValueError, RuntimeError):  # not one inbound node
-            continue
-        if not produces_output:
-            continue
-        if isinstance(layer, keras.Model):
-            return _final_activation(layer)
-        inner = getattr(layer, "layer", layer)  # a pruning wrapper's layer
-        if isinstance(inner, keras.layers.Softmax):
-            return layer.name, "softmax"
-        name = getattr(getattr(inner, "activation", None), "__name__", None)
-        return (layer.name, name) if name in ("softmax", "sigmoid") else None
-    return None
-
-
-def _probabilities_error(role, detail):
-    return ValueError(f"The {role} {_PROBABILITIES} ({detail}). {_PROBABILITY_ADVICE}")
 
 
 def _augmenter_takes_dict(augmenter):
@@ -83,32 +31,6 @@ def _augmenter_takes_dict(augmenter):
     if _compat.is_keras_image_layer(augmenter):
         return True
     return type(augmenter).__module__.startswith("keras_cv.")
-
-
-def _all_finite(tensors):
-    flags = [
-        tf.reduce_all(tf.math.is_finite(t))
-        for t in tf.nest.flatten(tensors)
-        if t is not None and t.dtype.is_floating
-    ]
-    return tf.reduce_all(tf.stack(flags)) if flags else tf.constant(True)
-
-
-def _assert_finite_loss(total, named_groups):
-    """Asserts `total` is finite; the message names the first group of
-    `(name, tensors)` holding a NaN/Inf, in the order given."""
-    message = tf.constant(_NOT_FINITE.format(cause=" (only the loss: its inputs are finite)"))
-    for name, tensors in reversed(named_groups):
-        cause = f": {name} are not finite (NaN or Inf)"
-        message = tf.where(_all_finite(tensors), message, _NOT_FINITE.format(cause=cause))
-    return tf.debugging.Assert(tf.math.is_finite(total), [message])
-
-
-def _looks_like_probabilities(outputs):
-    outputs = ops.cast(outputs, "float32")
-    in_unit_range = ops.logical_and(ops.all(outputs >= 0.0), ops.all(outputs <= 1.0))
-    sums_to_one = ops.all(ops.abs(ops.sum(outputs, axis=-1) - 1.0) <= 1e-2)
-    return ops.logical_and(in_unit_range, sums_to_one)
 
 
 class _StepsPerEpoch(keras.callbacks.Callback):
@@ -269,14 +191,17 @@ class R2KDDistiller(_compat.SymbolicBuildFix, keras.Model):
         self.pruned_teacher_training = bool(pruned_teacher_training)
         self.check_numerics = check_numerics
         self.allow_probabilities = bool(allow_probabilities)
-        self.num_classes = self._validate_models(student, teacher)
+        if not self.allow_probabilities:
+            checks.refuse_probability_models(
+                [("student", student), ("teacher", teacher), ("pruned_teacher", pruned_teacher)])
+        self.num_classes = checks.check_models_fit(student, teacher)
 
         self.teacher = teacher
         self._explicit_pruned_teacher = pruned_teacher is not None
         self.pruned_teacher = None
         if self.teacher is not None and teacher_weight < 1.0:
             if pruned_teacher is not None:
-                self._validate_models(student, pruned_teacher, role="pruned_teacher")
+                checks.check_models_fit(student, pruned_teacher, role="pruned_teacher")
                 self.pruned_teacher = pruned_teacher
             elif teacher_prune_rate > 0:
                 self.pruned_teacher = pruning.prune_teacher(teacher, teacher_prune_rate)
@@ -354,54 +279,6 @@ class R2KDDistiller(_compat.SymbolicBuildFix, keras.Model):
         # fit"): our own "loss" tracker replaces compile's, never updated here.
         others = [m for m in super().metrics if m.name != "loss"]
         return [self._trackers["loss"]] + others
-
-    # ------------------------------------------------------------ validation
-    def _validate_models(self, student, teacher, role="teacher"):
-        for name, model in (("student", student), (role, teacher)):
-            activation = model is not None and _final_activation(model)
-            if activation and not self.allow_probabilities:
-                layer, kind = activation
-                raise _probabilities_error(
-                    f"{name} '{model.name}'", f"its final layer '{layer}' applies {kind}"
-                )
-        if teacher is None:
-            shape = _shape(student, "outputs")
-            return shape[-1] if shape else None
-        if not isinstance(teacher, keras.Model):
-            raise ValueError(
-                f"`{role}` must be a keras.Model, received: {type(teacher).__name__}"
-            )
-        if not teacher.built:
-            raise ValueError(
-                f"`{role}` '{teacher.name}' is not built. Load trained weights or "
-                "call it on a batch before distilling."
-            )
-        s_out, t_out = _shape(student, "outputs"), _shape(teacher, "outputs")
-        s_in, t_in = _shape(student, "inputs"), _shape(teacher, "inputs")
-        if s_out and t_out and s_out[1:] != t_out[1:]:
-            raise ValueError(
-                f"Student and {role} outputs differ: student outputs shape "
-                f"{s_out}, {role} '{teacher.name}' outputs {t_out}. Both must "
-                "output logits over the same classes (batch, num_classes)."
-            )
-        if s_in and t_in and s_in[1:] != t_in[1:]:
-            raise ValueError(
-                f"Student and {role} inputs differ: student takes {s_in}, "
-                f"{role} '{teacher.name}' takes {t_in}."
-            )
-        if s_out and len(s_out) != 2:
-            raise ValueError(
-                f"The student must output logits of shape (batch, classes); "
-                f"received output shape {s_out}."
-            )
-        return (s_out or t_out or (None,))[-1]
-
-    def _assert_logits_on_first_step(self, named_outputs):
-        first_step = ops.equal(self.optimizer.iterations, 0)
-        for role, outputs in named_outputs:
-            refused = ops.logical_and(first_step, _looks_like_probabilities(outputs))
-            message = f"The {role} {_PROBABILITIES} (on the first batch, every row is in [0, 1] and sums to 1)."
-            tf.debugging.Assert(ops.logical_not(refused), [message])
 
     # ----------------------------------------------------------------- parts
     def call(self, inputs, training=None):
@@ -518,7 +395,8 @@ class R2KDDistiller(_compat.SymbolicBuildFix, keras.Model):
         return data_batch if y is None else (x, self._one_hot(x, y, check_range=False))
 
     def _record(self, x, one_hot, student_logits, total, parts):
-        batch = tf.cast(tf.shape(one_hot)[0], "float32") * self.distribute_strategy.num_replicas_in_sync
+        replicas = self.distribute_strategy.num_replicas_in_sync
+        batch = tf.cast(tf.shape(one_hot)[0], "float32") * replicas
         for name, value in {"loss": total, **parts}.items():
             self._trackers[name].update_state(value, sample_weight=batch)
         # One label form for the compiled metrics, whatever the batch held.
@@ -556,12 +434,12 @@ class R2KDDistiller(_compat.SymbolicBuildFix, keras.Model):
             # the same global-batch loss, hence the division.
             scaled = self.optimizer.scale_loss(total / replicas)
         if not self.allow_probabilities:
-            self._assert_logits_on_first_step(
-                [("teacher", t) for t in targets[:1] if t is not None]
+            checks.assert_logits_on_first_step(
+                self.optimizer.iterations, [("teacher", t) for t in targets[:1] if t is not None]
                 + [("student", student_logits[0])]
             )
         if self.check_numerics:
-            _assert_finite_loss(total, [
+            checks.assert_finite_loss(total, [
                 ("the images", images[:1]), ("the augmented images", images[1:]),
                 ("the logits of the teacher", [t for t in targets if t is not None]),
                 ("the logits of the student", student_logits),
@@ -606,12 +484,10 @@ class R2KDDistiller(_compat.SymbolicBuildFix, keras.Model):
         try:
             return super().fit(*bound.args[1:], **bound.kwargs)
         except tf.errors.InvalidArgumentError as error:
-            for role in ("teacher", "student"):
-                if f"The {role} {_PROBABILITIES}" in error.message:
-                    raise _probabilities_error(
-                        role, "on the first batch, every row is in [0, 1] and sums to 1"
-                    ) from None
-            raise
+            refused = checks.probabilities_error_from(error)
+            if refused is None:
+                raise
+            raise refused from None
 
     # ---------------------------------------------------------- serialisation
     def get_config(self):

@@ -1,0 +1,150 @@
+"""`R2KDDistiller`'s checks of its inputs: models that fit together and output
+logits, not probabilities; a finite loss, or which tensor was not finite."""
+
+import keras
+import tensorflow as tf
+from keras import ops
+
+_NOT_FINITE = (
+    "R2KDDistiller: the training loss is NaN or Inf{cause}. Usual causes: a "
+    "learning rate too high for this batch size, inputs that are not "
+    "normalised, or a teacher that outputs NaN. Lower the learning rate or "
+    "check the data, then resume from the last BackupAndRestore / checkpoint state"
+)
+_PROBABILITIES = "outputs probabilities, not logits"
+_FIRST_BATCH = "on the first batch, every row is in [0, 1] and sums to 1"
+_PROBABILITY_ADVICE = (
+    "R2KDDistiller needs logits. Build it with `classifier_activation=None` "
+    "(keras.applications) or remove its final activation; pass "
+    "`allow_probabilities=True` to go on anyway."
+)
+ROLES = ("teacher", "student")
+
+
+def model_shape(model, attribute):
+    """The shape of a functional model's single input or output, else None
+    (Keras's Distiller also reads `inputs` / `outputs` when present)."""
+    tensors = getattr(model, attribute, None)
+    if tensors and len(tensors) == 1:
+        return tuple(tensors[0].shape)
+    return None
+
+
+def _final_activation(model):
+    """`(layer name, "softmax" | "sigmoid")` of the layer making `model`'s
+    single output if it ends in one of those, else None."""
+    outputs = getattr(model, "outputs", None)
+    if not outputs or len(outputs) != 1:
+        return None
+    for layer in reversed(model.layers):
+        try:
+            produces_output = layer.output is outputs[0]
+        except (AttributeError, ValueError, RuntimeError):  # not one inbound node
+            continue
+        if not produces_output:
+            continue
+        if isinstance(layer, keras.Model):
+            return _final_activation(layer)
+        inner = getattr(layer, "layer", layer)  # a pruning wrapper's layer
+        if isinstance(inner, keras.layers.Softmax):
+            return layer.name, "softmax"
+        name = getattr(getattr(inner, "activation", None), "__name__", None)
+        return (layer.name, name) if name in ("softmax", "sigmoid") else None
+    return None
+
+
+def probabilities_error(role, detail=_FIRST_BATCH):
+    return ValueError(f"The {role} {_PROBABILITIES} ({detail}). {_PROBABILITY_ADVICE}")
+
+
+def refuse_probability_models(named_models):
+    """Raises the probabilities error for the first `(role, model)` whose
+    final layer applies softmax or sigmoid."""
+    for role, model in named_models:
+        activation = model is not None and _final_activation(model)
+        if activation:
+            layer, kind = activation
+            raise probabilities_error(
+                f"{role} '{model.name}'", f"its final layer '{layer}' applies {kind}"
+            )
+
+
+def check_models_fit(student, teacher, role="teacher"):
+    """The class count, after checking that `teacher` (a teacher, or the
+    pruned teacher as `role`) can teach `student`."""
+    if teacher is None:
+        shape = model_shape(student, "outputs")
+        return shape[-1] if shape else None
+    if not isinstance(teacher, keras.Model):
+        raise ValueError(
+            f"`{role}` must be a keras.Model, received: {type(teacher).__name__}"
+        )
+    if not teacher.built:
+        raise ValueError(
+            f"`{role}` '{teacher.name}' is not built. Load trained weights or "
+            "call it on a batch before distilling."
+        )
+    s_out, t_out = model_shape(student, "outputs"), model_shape(teacher, "outputs")
+    s_in, t_in = model_shape(student, "inputs"), model_shape(teacher, "inputs")
+    if s_out and t_out and s_out[1:] != t_out[1:]:
+        raise ValueError(
+            f"Student and {role} outputs differ: student outputs shape "
+            f"{s_out}, {role} '{teacher.name}' outputs {t_out}. Both must "
+            "output logits over the same classes (batch, num_classes)."
+        )
+    if s_in and t_in and s_in[1:] != t_in[1:]:
+        raise ValueError(
+            f"Student and {role} inputs differ: student takes {s_in}, "
+            f"{role} '{teacher.name}' takes {t_in}."
+        )
+    if s_out and len(s_out) != 2:
+        raise ValueError(
+            f"The student must output logits of shape (batch, classes); "
+            f"received output shape {s_out}."
+        )
+    return (s_out or t_out or (None,))[-1]
+
+
+def _looks_like_probabilities(outputs):
+    outputs = ops.cast(outputs, "float32")
+    in_unit_range = ops.logical_and(ops.all(outputs >= 0.0), ops.all(outputs <= 1.0))
+    sums_to_one = ops.all(ops.abs(ops.sum(outputs, axis=-1) - 1.0) <= 1e-2)
+    return ops.logical_and(in_unit_range, sums_to_one)
+
+
+def assert_logits_on_first_step(step, named_outputs):
+    """Asserts, at step 0 only, that no `(role, outputs)` looks like
+    probabilities; `probabilities_error_from` turns the failure into the
+    ValueError."""
+    first_step = ops.equal(step, 0)
+    for role, outputs in named_outputs:
+        refused = ops.logical_and(first_step, _looks_like_probabilities(outputs))
+        tf.debugging.Assert(ops.logical_not(refused), [f"The {role} {_PROBABILITIES}."])
+
+
+def probabilities_error_from(error):
+    """The probabilities ValueError if `error` (a `tf.errors.OpError`) is the
+    failure of `assert_logits_on_first_step`, else None."""
+    for role in ROLES:
+        if f"The {role} {_PROBABILITIES}." in error.message:
+            return probabilities_error(role)
+    return None
+
+
+def _all_finite(tensors):
+    flags = [
+        tf.reduce_all(tf.math.is_finite(t))
+        for t in tf.nest.flatten(tensors)
+        if t is not None and t.dtype.is_floating
+    ]
+    return tf.reduce_all(tf.stack(flags)) if flags else tf.constant(True)
+
+
+def assert_finite_loss(total, named_groups):
+    """Asserts `total` is finite; the message names the first group of
+    `(name, tensors)` holding a NaN/Inf, in the order given."""
+    message = tf.constant(_NOT_FINITE.format(cause=" (only the loss: its inputs are finite)"))
+    for name, tensors in reversed(named_groups):
+        cause = f": {name} are not finite (NaN or Inf)"
+        message = tf.where(_all_finite(tensors), message, _NOT_FINITE.format(cause=cause))
+    return tf.debugging.Assert(tf.math.is_finite(total), [message])
