@@ -162,11 +162,12 @@ class R2KDDistiller(_compat.SymbolicBuildFix, keras.Model):
     ):
         if isinstance(method, dict):  # from a saved config
             method = keras.saving.deserialize_keras_object(method)
-        self.method = self._resolve_method(method, distillation, loss_kwargs, dict(
+        method = self._resolve_method(method, distillation, loss_kwargs, dict(
             temperature=temperature, value_weight=value_weight, rank_weight=rank_weight,
             rank_mode=rank_mode, rank_sharpness=rank_sharpness, ce_weight=ce_weight,
             distillation_weight=distillation_weight))
         super().__init__(**kwargs)
+        self.method = method
         if not isinstance(student, keras.Model):
             raise ValueError(
                 f"`student` must be a keras.Model, received: {type(student).__name__}"
