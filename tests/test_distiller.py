@@ -524,12 +524,22 @@ def test_probabilities_on_the_first_batch_are_refused_unless_allowed(batch, teac
     inputs = keras.Input(SHAPE)
     probabilities = keras.Model(inputs, _HiddenSoftmax()(teacher(inputs)))
     distiller = R2KDDistiller(small_cnn(4, 2), probabilities, teacher_prune_rate=0.0)
-    distiller.compile(optimizer="sgd")
+    # Eager: the same assertion without tracing; fit maps it to the ValueError.
+    distiller.compile(optimizer="sgd", run_eagerly=True)
     with pytest.raises(ValueError, match=(
             r"The teacher outputs probabilities, not logits \(on the first batch, every row "
             r"is in \[0, 1\] and sums to 1\).*allow_probabilities=True")):
         distiller.fit(x, y, batch_size=32, epochs=1, verbose=0)
     allowed = R2KDDistiller(small_cnn(4, 2), probabilities, teacher_prune_rate=0.0,
                             allow_probabilities=True)
-    allowed.compile(optimizer="sgd", run_eagerly=True)  # no second trace
+    allowed.compile(optimizer="sgd", run_eagerly=True)
     assert np.isfinite(allowed.fit(x, y, batch_size=32, epochs=1, verbose=0).history["loss"][0])
+
+
+def test_a_method_object_survives_the_config_round_trip(teacher):
+    method = methods.DKD(beta=6.0, warmup_steps=40, ce_weight=0.5)
+    distiller = R2KDDistiller(small_cnn(4, 2), teacher, method=method, teacher_prune_rate=0.0)
+    config = distiller.get_config()
+    assert not {"distillation", "temperature", "loss_kwargs"} & set(config)
+    clone = R2KDDistiller.from_config(config)
+    assert clone.method == method and clone.method is not method
