@@ -21,11 +21,22 @@ TEACHER_DTYPES = (None, "auto", "bfloat16", "float16")
 
 
 def _field(default, help, choices=None, affects_results=True):
-    """A `TrainConfig` field: `help` is the flag's help text; `choices`
-    makes it an enum flag; `affects_results=False` lets a resumed run differ
-    in it."""
+    """A `TrainConfig` field: `help` is the flag's help text; `choices` (a
+    tuple, or a function returning one, read when used) makes it an enum
+    flag; `affects_results=False` lets a resumed run differ in it."""
     return dataclasses.field(default=default, metadata={
         "help": help, "choices": choices, "affects_results": affects_results})
+
+
+def field_choices(field):
+    """The allowed values of a `TrainConfig` field, or None for any value.
+
+    Example:
+    >>> field_choices(dataclasses.fields(TrainConfig)[0])
+    ('fashion_mnist', 'cifar100', 'tiny_imagenet', 'fgvr', 'imagenet')
+    """
+    choices = field.metadata["choices"]
+    return choices() if callable(choices) else choices
 
 
 @dataclasses.dataclass
@@ -43,7 +54,7 @@ class TrainConfig:
     ```
     """
 
-    dataset: str = _field("cifar100", "Dataset.", choices=data_lib.dataset_names())
+    dataset: str = _field("cifar100", "Dataset.", choices=data_lib.dataset_names)
     data_dir: str = _field(None, "Where the dataset is (default: the loader's).")
     fgvr_dataset: str = _field(
         "caltech_birds2011",
@@ -105,7 +116,7 @@ class TrainConfig:
     def validate(self):
         """Raises `ValueError` naming the first bad field; returns self."""
         for field in dataclasses.fields(self):
-            allowed = field.metadata["choices"]
+            allowed = field_choices(field)
             value = getattr(self, field.name)
             if allowed is not None and value not in allowed:
                 raise ValueError(

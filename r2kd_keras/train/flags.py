@@ -6,13 +6,13 @@ import os
 import sys
 
 from r2kd_keras.callbacks import CheckpointWriteError, TrainingInterrupted
-from r2kd_keras.train.config import TrainConfig
+from r2kd_keras.train.config import TrainConfig, field_choices
 from r2kd_keras.train.report import format_table
 from r2kd_keras.train.run import run
 
 
 def _flag_choices(field):
-    choices = field.metadata["choices"]
+    choices = field_choices(field)
     return None if choices is None else [c for c in choices if c is not None]
 
 
