@@ -38,6 +38,10 @@ class StageOutputs:
         self.chief = chief
         self.write_dir = directory if chief else tempfile.mkdtemp(prefix="r2kd_worker_")
         os.makedirs(self.write_dir, exist_ok=True)
+        # Left by a kill during a write; the files they would have replaced are intact.
+        for leftover in glob.glob(self.path("*.partial.*")) + glob.glob(
+                self.path("backup", "*.partial.*")):
+            os.remove(leftover)
 
     def path(self, *parts):
         return os.path.join(self.write_dir, *parts)
