@@ -72,10 +72,20 @@ def replace_atomically(path, write):
             pass
         raise CheckpointWriteError(
             error.errno,
-            f"Could not write {path} ({error.strerror or error}); the previous "
+            f"Could not write {path} ({os_reason(error)}); the previous "
             "checkpoint is intact. Free disk space or pass a writable "
             "--output_dir, then run the same command again to resume."
         ) from error
+
+
+def os_reason(error):
+    """The system's short text for an `OSError` (h5py's carry pages of detail).
+
+    Example:
+    >>> os_reason(OSError(28, "Unable to synchronously create file ..."))
+    'No space left on device'
+    """
+    return os.strerror(error.errno) if error.errno else str(error)
 
 
 def write_json(path, value, **kwargs):

@@ -103,8 +103,14 @@ def main(argv, methods=None, config=None):
     config = config or config_from_flags()
     try:
         results = run(config, methods=methods)
-    except (ValueError, FileNotFoundError, CheckpointWriteError) as error:
+    except (ValueError, FileNotFoundError) as error:
         raise SystemExit(f"error: {error}") from None
+    except CheckpointWriteError as error:
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        # Keras leaves the h5py file of a failed weights write open; freeing it
+        # at interpreter exit would fail the same write again, with a traceback.
+        os._exit(1)
     except (TrainingInterrupted, KeyboardInterrupt) as error:
         print(f"Interrupted ({error or 'keyboard'}): the last finished epoch is saved "
               f"in {config.output_dir}; run the same command again to resume.",

@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 
-from r2kd_keras.callbacks import CheckpointWriteError, read_json, write_json
+from r2kd_keras.callbacks import CheckpointWriteError, os_reason, read_json, write_json
 from r2kd_keras.distiller import DISTILLATION_METHODS
 
 RUN_CONFIG = "run_config.json"
@@ -70,7 +70,7 @@ def check_writable(directory):
     except OSError as error:
         raise CheckpointWriteError(
             error.errno,
-            f"output_dir={directory!r} cannot be written ({error.strerror or error}); "
+            f"output_dir={directory!r} cannot be written ({os_reason(error)}); "
             "pass a folder you can write to with --output_dir.") from None
 
 
