@@ -16,6 +16,7 @@ import pytest
 import tensorflow as tf
 
 from r2kd_keras import callbacks
+from r2kd_keras.distiller import R2KDDistiller
 from r2kd_keras.train.outputs import check_writable
 
 
@@ -99,12 +100,7 @@ def test_disk_full_keeps_the_previous_json_and_csv():
 
 def test_disk_full_during_a_student_checkpoint_keeps_the_previous_one():
     student = _model()
-
-    class Distiller:  # what StudentCheckpoint reads of the distiller
-        pass
-
-    distiller = Distiller()
-    distiller.student = student
+    distiller = R2KDDistiller(student, None, distillation="none")
     with mounted_tmpfs("size=256k") as disk:
         checkpoint = callbacks.StudentCheckpoint(disk)
         checkpoint.set_model(distiller)
