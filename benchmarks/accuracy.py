@@ -24,9 +24,10 @@ run across sessions (the size flags must then stay the same).
     python benchmarks/accuracy.py --full                # the paper's recipe
     python benchmarks/accuracy.py --dataset cifar100 --data_dir ~/tensorflow_datasets
 
-Training reuses `r2kd_keras.train`: its data loading, teacher stage (trained
-with the recipe, cached), optimizer (`L2SGD`, step decay scaled to the epochs)
-and evaluation. Teachers run in `teacher_dtype="auto"` (bfloat16 on CPUs
+Training is the runner's (`r2kd_keras.train`): its data loading, teacher
+stage (trained with the recipe, cached), and student stage (`L2SGD`, step
+decay and DKD's warm-up scaled to the epochs), which saves every student in
+`<output_dir>/students/seed<k>/<configuration>/` (`last.keras`). Teachers run in `teacher_dtype="auto"` (bfloat16 on CPUs
 with AVX512-BF16/AMX) for every method alike.
 """
 
@@ -49,10 +50,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from r2kd_keras import augment as augment_lib  # noqa: E402
 from r2kd_keras import pruning  # noqa: E402
 from r2kd_keras import train  # noqa: E402
-from r2kd_keras.distiller import R2KDDistiller  # noqa: E402
 
 RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 
@@ -122,7 +121,6 @@ DEFAULTS = {"train_subset": 8_000, "epochs": 8, "teacher_epochs": 10}
 # The paper's recipe (r2kd-method.md section 5) on the whole training set.
 FULL = {"train_subset": None, "epochs": train.REFERENCE_EPOCHS,
         "teacher_epochs": train.REFERENCE_EPOCHS}
-DKD_WARMUP_EPOCHS = 20  # mdistiller's CIFAR value, at 240 epochs
 # Settings a result depends on: a JSON written with others cannot be resumed.
 SETTINGS = ("dataset", "teacher", "student", "epochs", "teacher_epochs",
             "train_subset", "val_subset", "batch_size", "lr", "teacher_dtype")
@@ -155,11 +153,14 @@ def select_configs(patterns):
 
 
 # ------------------------------------------------------------------ training
-def train_student(config, spec, teacher, info, train_ds, val_ds, steps):
-    """Trains a fresh student of `config` with `spec`; its last-epoch top-1.
+def train_student(config, spec, teacher, info, train_ds, val_ds, steps, directory):
+    """Trains a fresh student of `config` with `spec` by the runner's stage;
+    its last-epoch top-1.
 
-    `train.train_stage` cannot set `rank_mode` and writes checkpoints every
-    epoch, hence this minimal loop on the same optimizer and evaluation.
+    The student's checkpoints, metrics and backup go to `directory` (with
+    the runner's `run_config.json` guard), so a killed grid resumes the
+    student it was training and later studies can reuse the trained students
+    (`last.keras`).
 
     Args:
         config: a `train.TrainConfig` (student, seed, epochs, optimizer).
@@ -169,37 +170,32 @@ def train_student(config, spec, teacher, info, train_ds, val_ds, steps):
         train_ds: repeated training batches.
         val_ds: test batches.
         steps: steps per epoch.
+        directory: the student's output folder.
 
     Returns:
         `(top1, train_seconds, optimizer_steps)`.
 
     Example:
-    >>> top1, seconds, _ = train_student(config, GRID[-1], teacher, info, train, test, 125)
+    >>> top1, seconds, _ = train_student(config, GRID[-1], teacher, info, train, test,
+    ...                                  125, "results/students/seed0/r2kd-cutmix")
     """
     strategy = tf.distribute.get_strategy()
+    config = dataclasses.replace(
+        config, output_dir=directory, distillation=spec.method, augment=spec.augment,
+        teacher_prune_rate=spec.teacher_prune_rate, rank_mode=spec.rank_mode,
+        pruned_teacher_training=spec.pruned_teacher_training)
+    train.prepare_output_dir(config, {spec.method: spec.augment})
     keras.utils.set_random_seed(config.seed)
     input_shape = (info.image_size, info.image_size, info.channels)
     student = train.build_student(config, info.num_classes, input_shape,
                                   steps * config.epochs)
     distill = spec.method != "none"
-    # DKD's 20-epoch warm-up of 240 shrinks with the epochs, like the milestones.
-    warmup = DKD_WARMUP_EPOCHS * config.epochs / train.REFERENCE_EPOCHS
-    distiller = R2KDDistiller(
-        student, teacher if distill else None,
-        augmenter=augment_lib.make_augmenter(
-            spec.augment, info.num_classes, info.image_size, seed=config.seed,
-            normalization=info.normalization),
-        distillation=spec.method, teacher_prune_rate=spec.teacher_prune_rate,
-        pruned_teacher_training=spec.pruned_teacher_training,
-        rank_mode=spec.rank_mode, teacher_dtype=config.teacher_dtype if distill else None,
-        loss_kwargs={"warmup_epochs": warmup} if spec.method == "dkd" else None)
-    distiller.compile(optimizer=train.make_optimizer(config, steps), jit_compile=False)
-    start = time.perf_counter()
-    distiller.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps,
-                  verbose=config.verbose)
-    seconds = time.perf_counter() - start
-    steps_done = int(distiller.optimizer.iterations.numpy())
-    return train.evaluate(student, val_ds, strategy), seconds, steps_done
+    stage = train.train_stage(
+        config, strategy, student=student, teacher=teacher if distill else None,
+        info=info, train_ds=train_ds, val_ds=val_ds, directory=directory,
+        epochs=config.epochs, steps_per_epoch=steps, distillation=spec.method,
+        augment=spec.augment)
+    return stage["val_accuracy"], stage["train_seconds"], stage["steps"]
 
 
 def teacher_for_seed(config, cache_dir, info, train_ds, val_ds):
@@ -222,8 +218,7 @@ def teacher_for_seed(config, cache_dir, info, train_ds, val_ds):
     tag = (f"{config.dataset}-{config.teacher}-seed{config.seed}-"
            f"n{config.train_subset or 'all'}-e{config.teacher_epochs}-b{config.batch_size}"
            f"-lr{config.lr:g}")
-    # Validating every epoch also keeps the teacher's learning curve; and
-    # train.train_stage fails on the 'NA' cells CSVLogger writes without it.
+    # Validating every epoch keeps the teacher's learning curve.
     config = dataclasses.replace(config, output_dir=os.path.join(cache_dir, tag),
                                  validation_freq=1)
     os.makedirs(config.output_dir, exist_ok=True)
@@ -676,8 +671,10 @@ def main(argv=None):
             if str(seed) not in results.data["blend"]:
                 results.add_blend(seed, blend_diagnostics(teacher, val_ds))
         for spec in todo:
+            directory = os.path.join(args.output_dir, "students", f"seed{seed}",
+                                     spec.name.replace("/", "-"))
             top1, seconds, steps_done = train_student(seeded, spec, teacher, info,
-                                                      train_ds, val_ds, steps)
+                                                      train_ds, val_ds, steps, directory)
             print(f"[seed {seed}] {spec.name}: top-1 {100 * top1:.2f}% "
                   f"({seconds:.0f} s)", flush=True)
             results.add_run(spec.name, seed, {"top1": top1, "train_seconds": seconds,

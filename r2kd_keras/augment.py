@@ -388,6 +388,11 @@ def _cutout_size(image_size):
     return max(1, image_size // 4)
 
 
+# Every name `make_augmenter` accepts; the runner's `--augment` reads it.
+AUGMENTER_NAMES = ("none", "mixup", "cutmix", "cutout", "randaugment", "autoaugment",
+                   "augmix", "cutmixpick")
+
+
 def make_augmenter(name, num_classes, image_size, seed=None, normalization=None):
     """Builds the second-view augmenter of R2KD by name.
 
@@ -429,6 +434,10 @@ def make_augmenter(name, num_classes, image_size, seed=None, normalization=None)
     ```
     """
     key = str(name).lower()
+    if key not in AUGMENTER_NAMES:
+        raise ValueError(
+            f"Unknown augmenter name={name!r}; use one of {', '.join(AUGMENTER_NAMES)}."
+        )
     if key == "none":
         return None
     if key == "cutmixpick":
@@ -453,10 +462,5 @@ def make_augmenter(name, num_classes, image_size, seed=None, normalization=None)
             keras.layers.AugMix(value_range=(0, 1), seed=seed), normalization
         ),
     }
-    if key not in factories:
-        raise ValueError(
-            f"Unknown augmenter name={name!r}; use one of "
-            f"{sorted(factories) + ['cutmixpick', 'none']}."
-        )
     layer, layer_normalization = factories[key]()
     return SecondView(layer, num_classes, normalization=layer_normalization, name=key)

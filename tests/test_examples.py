@@ -209,6 +209,122 @@ def test_bad_input_fails_fast_with_a_clear_message(tmp_path, args, message):
     assert time.time() - start < 60
 
 
+def test_read_only_output_folder_fails_before_training(fmnist_dir):
+    from tests.test_callbacks import mounted_tmpfs
+
+    with mounted_tmpfs("ro") as read_only:
+        out = os.path.join(read_only, "run")
+        result = _run("cifar100.py", "--dataset", "fashion_mnist", "--data_dir", fmnist_dir,
+                      "--output_dir", out, "--distillation", "none", "--epochs", "1",
+                      timeout=120)
+    assert result.returncode == 1, result.stderr[-3000:]
+    assert (f"error: [Errno 30] output_dir={out!r} cannot be written (Read-only file "
+            "system); pass a folder you can write to with --output_dir.") in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def _partials(directory):
+    # Checkpoint writes only: run_config.json is written once, before training.
+    return [os.path.join(d, f) for d, _, fs in os.walk(directory) for f in fs
+            if ".partial." in f and not f.startswith("run_config.")]
+
+
+def _kill_during_a_write(command, out, attempts=4):
+    """Starts `command` and, once epoch 1 is backed up, SIGKILLs it while a
+    checkpoint file is being written (a `.partial.` file exists); retries
+    when the write finished between the look and the kill. Returns the
+    partial files left."""
+    for _ in range(attempts):
+        process = subprocess.Popen(command, cwd=REPO, env=_env(), text=True,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        _wait_for_epoch(process, out, 1, timeout=300)
+        deadline = time.time() + 300
+        while not _partials(out):
+            assert process.poll() is None, process.communicate()[1][-3000:]
+            assert time.time() < deadline, "no checkpoint write was seen"
+            time.sleep(0.001)
+        process.kill()
+        process.communicate(timeout=60)
+        left = _partials(out)
+        if left:
+            return left
+    pytest.fail(f"{attempts} kills all landed between writes")
+
+
+@pytest.mark.large
+def test_sigkill_during_a_checkpoint_write_then_resume_and_refuse_other_settings(
+        fmnist_dir, tmp_path):
+    import h5py
+    import keras
+
+    out = str(tmp_path / "run")
+    args = ["--dataset", "fashion_mnist", "--data_dir", fmnist_dir, "--output_dir", out,
+            "--distillation", "none", "--augment", "none", "--student", "resnet8",
+            "--epochs", "4", "--steps_per_epoch", "10", "--batch_size", "8",
+            "--val_subset", "16", "--export", "none"]
+    command = _command("cifar100.py", *args)
+    left = _kill_during_a_write(command, out)
+    # Every committed file is whole: the backup's weights, the checkpoints.
+    with open(os.path.join(out, "backup", "training_metadata.json")) as f:
+        metadata = json.load(f)
+    assert metadata["epoch"] >= 1
+    with h5py.File(os.path.join(out, "backup", metadata["weights"]), "r") as f:
+        assert list(f.keys())
+    for name in ("last.keras", "best.keras"):
+        if os.path.exists(os.path.join(out, name)):
+            keras.saving.load_model(os.path.join(out, name), compile=False)
+
+    result = _ok(subprocess.run(command, cwd=REPO, env=_env(), text=True,
+                                capture_output=True, timeout=300))
+    with open(os.path.join(out, "results.json")) as f:
+        assert json.load(f)["students"]["none"]["steps"] == 4 * 10, left
+    assert _csv_epochs(os.path.join(out, "metrics.csv")) == [0, 1, 2, 3]
+    assert _partials(out) == []
+    assert "student alone" in result.stdout
+
+    # Other settings on the same folder: refused before training, outputs kept.
+    mtime = os.path.getmtime(os.path.join(out, "results.json"))
+    refused = _run("cifar100.py", *args, "--epochs", "5", "--lr", "0.1", timeout=120)
+    assert refused.returncode == 1
+    assert ("holds a run with other settings: --epochs: 4 (stored) -> 5 (now); "
+            "--lr: 0.05 (stored) -> 0.1 (now)") in refused.stderr
+    assert "--overwrite" in refused.stderr and "Traceback" not in refused.stderr
+    assert os.path.getmtime(os.path.join(out, "results.json")) == mtime
+    # A flag that cannot change results may differ: the finished run resumes.
+    _ok(_run("cifar100.py", *args, "--verbose=1", timeout=300))
+    with open(os.path.join(out, "results.json")) as f:
+        assert json.load(f)["students"]["none"]["steps"] == 4 * 10
+
+
+@pytest.mark.large
+def test_disk_full_during_training_stops_at_the_write_and_resumes(fmnist_dir, tmp_path):
+    import keras
+
+    from tests.test_callbacks import mounted_tmpfs
+
+    with mounted_tmpfs("size=1200k") as disk:
+        out = os.path.join(disk, "run")
+        args = ["--dataset", "fashion_mnist", "--data_dir", fmnist_dir, "--output_dir",
+                out, "--distillation", "none", "--augment", "none", "--student",
+                "resnet8", "--epochs", "3", "--steps_per_epoch", "4", "--batch_size",
+                "8", "--val_subset", "16", "--export", "none"]
+        full = _run("cifar100.py", *args, timeout=300)
+        assert full.returncode == 1, full.stderr[-3000:]
+        assert "error: [Errno 28] Could not write" in full.stderr
+        assert "(No space left on device); the previous checkpoint is intact" in full.stderr
+        assert "Traceback" not in full.stderr
+        assert _partials(out) == []
+        for name in ("last.keras", "best.keras"):
+            if os.path.exists(os.path.join(out, name)):
+                keras.saving.load_model(os.path.join(out, name), compile=False)
+
+        subprocess.run(["mount", "-o", "remount,size=64m", disk], check=True)
+        _ok(_run("cifar100.py", *args, timeout=300))
+        with open(os.path.join(out, "results.json")) as f:
+            assert json.load(f)["students"]["none"]["steps"] == 3 * 4
+        assert _csv_epochs(os.path.join(out, "metrics.csv")) == [0, 1, 2]
+
+
 @pytest.mark.large
 def test_fashion_mnist_demo_quick(fmnist_dir, tmp_path):
     out = str(tmp_path / "run")

@@ -1,6 +1,7 @@
-"""r2kd_keras.train: the recipe's learning-rate rules and optimizer against
-hand formulas (PyTorch SGD and MultiStepLR), strategies and their errors,
-teacher loading, and one in-process distillation stage on 2 replicas."""
+"""r2kd_keras.train: the config and its one table of flags (docs/runner.md
+generated from it), the lists of names it derives from the library, the
+names kept importable, teacher loading, student building, the resume guard
+of run_config.json, and one in-process distillation run on 2 replicas."""
 
 import json
 import os
@@ -12,140 +13,6 @@ import tensorflow as tf
 
 from r2kd_keras import train
 from r2kd_keras.models import get_model
-
-
-# ------------------------------------------------------------ learning rate
-def test_linear_scaling_rule():
-    assert train.scaled_learning_rate(0.05, 64) == pytest.approx(0.05)
-    assert train.scaled_learning_rate(0.05, 256) == pytest.approx(0.2)
-    assert train.scaled_learning_rate(0.01, 32) == pytest.approx(0.005)
-
-
-@pytest.mark.parametrize("epochs, expected", [
-    (240, [150, 180, 210]),  # the reference
-    (24, [15, 18, 21]),
-    (4, [2, 3, 4]),  # 2.5 -> 2 (round half to even), 3.0, 3.5 -> 4
-    (1, [1, 1, 1]),  # never before the second epoch
-])
-def test_milestones_scale_with_epochs(epochs, expected):
-    assert train.milestone_epochs(epochs) == expected
-
-
-def _multistep_lr(base, epoch, milestones, gamma=0.1):
-    # torch.optim.lr_scheduler.MultiStepLR stepped once per epoch.
-    return base * gamma ** sum(epoch >= m for m in milestones)
-
-
-def test_step_decay_matches_multistep_lr_per_step():
-    steps_per_epoch = 7
-    schedule = train.step_decay(0.05, 240, steps_per_epoch)
-    for epoch in (0, 149, 150, 179, 180, 209, 210, 239):
-        for step_in_epoch in (0, steps_per_epoch - 1):
-            iteration = epoch * steps_per_epoch + step_in_epoch
-            expected = _multistep_lr(0.05, epoch, (150, 180, 210))
-            assert float(schedule(iteration)) == pytest.approx(expected, rel=1e-6), (
-                epoch, step_in_epoch)
-
-
-# ---------------------------------------------------------------- optimizer
-def _torch_sgd(w, grads, lr, momentum, weight_decay):
-    # torch.optim.SGD (dampening 0, no nesterov): d = g + wd * w;
-    # buf = d on the first step, momentum * buf + d after; w -= lr * buf.
-    buf = None
-    for g in grads:
-        d = g + weight_decay * w
-        buf = d if buf is None else momentum * buf + d
-        w = w - lr * buf
-    return w
-
-
-def _keras_steps(optimizer, w0, grads):
-    variable = keras.Variable(w0)
-    for g in grads:
-        optimizer.apply([tf.constant(g)], [variable])
-    return keras.ops.convert_to_numpy(variable)
-
-
-def test_l2sgd_is_pytorch_sgd_and_keras_weight_decay_is_not():
-    rng = np.random.default_rng(0)
-    w0 = rng.normal(size=(5,)).astype("float32")
-    grads = [rng.normal(size=(5,)).astype("float32") for _ in range(3)]
-    expected = _torch_sgd(w0, grads, lr=0.1, momentum=0.9, weight_decay=0.05)
-
-    ours = _keras_steps(train.L2SGD(0.1, momentum=0.9, l2=0.05), w0, grads)
-    np.testing.assert_allclose(ours, expected, rtol=1e-5)
-
-    # Keras's `weight_decay` is decoupled: w <- w - lr * wd * w, then the
-    # momentum step on the raw gradient (its velocity starts at zero).
-    w, velocity = w0.copy(), np.zeros_like(w0)
-    for g in grads:
-        w = w - 0.1 * 0.05 * w
-        velocity = 0.9 * velocity - 0.1 * g
-        w = w + velocity
-    keras_decoupled = _keras_steps(
-        keras.optimizers.SGD(0.1, momentum=0.9, weight_decay=0.05), w0, grads)
-    np.testing.assert_allclose(keras_decoupled, w, rtol=1e-5)
-    assert np.abs(keras_decoupled - expected).max() > 1e-3
-
-
-def test_l2sgd_config_round_trip():
-    optimizer = train.L2SGD(train.step_decay(0.1, 10, 5), momentum=0.8, l2=1e-3)
-    clone = keras.optimizers.deserialize(keras.optimizers.serialize(optimizer))
-    assert isinstance(clone, train.L2SGD)
-    assert (clone.l2, clone.momentum) == (1e-3, 0.8)
-
-
-def test_make_optimizer_scales_lr_with_the_global_batch():
-    config = train.TrainConfig(lr=0.05, batch_size=256, epochs=240)
-    optimizer = train.make_optimizer(config, steps_per_epoch=10)
-    assert float(optimizer.learning_rate) == pytest.approx(0.2)
-    assert optimizer.l2 == pytest.approx(5e-4) and optimizer.momentum == 0.9
-
-
-def _one_step_weights(strategy, x, y):
-    with strategy.scope():
-        keras.utils.set_random_seed(1)
-        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
-        runner = train.R2KDDistiller(model, None, distillation="none")
-        runner.compile(optimizer=train.L2SGD(0.5, momentum=0.9, l2=0.1),
-                       metrics=["accuracy"], jit_compile=False)
-    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(8)
-    runner.fit(ds, epochs=2, verbose=0)
-    return [np.asarray(w) for w in model.get_weights()]
-
-
-def test_l2_term_counts_once_under_mirrored_strategy(mirrored_strategy):
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(16, 4)).astype("float32")
-    y = rng.integers(0, 3, 16).astype("int32")
-    single = _one_step_weights(tf.distribute.get_strategy(), x, y)
-    mirrored = _one_step_weights(mirrored_strategy, x, y)
-    for a, b in zip(single, mirrored):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
-
-
-# --------------------------------------------------------------- strategies
-def test_default_strategy_and_batch_checks(mirrored_strategy):
-    assert train.make_strategy("default").num_replicas_in_sync == 1
-    assert train.check_batch(64, mirrored_strategy) == 32
-    with pytest.raises(ValueError, match=r"batch_size=7 .* not divisible by the 2 replicas"):
-        train.check_batch(7, mirrored_strategy)
-    assert train.is_chief(mirrored_strategy)
-
-
-def test_strategy_errors(monkeypatch):
-    with pytest.raises(ValueError, match="strategy='gpu' is not known"):
-        train.make_strategy("gpu")
-    monkeypatch.delenv("TF_CONFIG", raising=False)
-    with pytest.raises(ValueError, match="TF_CONFIG"):
-        train.make_strategy("multiworker")
-
-
-def test_logical_cpus_reuses_initialised_devices():
-    # conftest already made 2 logical CPUs; asking for 3 afterwards cannot work.
-    assert len(train._logical_cpus(2)) == 2
-    with pytest.raises(ValueError, match="cpu_replicas=3 needs 3 logical CPU"):
-        train._logical_cpus(3)
 
 
 # ------------------------------------------------------------------- config
@@ -211,22 +78,6 @@ def test_mixed_precision_student_keeps_float32_elsewhere():
     assert keras.config.dtype_policy().name == "float32"
 
 
-def test_scalar_summaries_write_tensorboard_scalars(tmp_path):
-    callback = train.ScalarSummaries(str(tmp_path))
-    callback.on_epoch_end(0, {"loss": 1.5, "val_accuracy": 0.25})
-    callback.on_train_end()
-    seen = {}
-    for run in ("train", "validation"):
-        (event_file,) = os.listdir(tmp_path / run)
-        for record in tf.data.TFRecordDataset(str(tmp_path / run / event_file)):
-            event = tf.compat.v1.Event.FromString(record.numpy())
-            for value in event.summary.value:
-                assert value.metadata.plugin_data.plugin_name == "scalars"
-                seen[(run, value.tag)] = float(tf.make_ndarray(value.tensor))
-    assert seen == {("train", "epoch_loss"): 1.5,
-                    ("validation", "epoch_accuracy"): 0.25}
-
-
 def test_plot_curves_writes_a_png(tmp_path):
     csv_path = tmp_path / "metrics.csv"
     csv_path.write_text("epoch,accuracy,loss,val_accuracy,val_loss\n"
@@ -251,3 +102,157 @@ def test_run_in_process_on_two_replicas(mirrored_strategy, tmp_path):
     with open(tmp_path / "run" / "best.json") as f:
         best = json.load(f)
     assert best["epoch"] in (0, 1)
+
+
+# ------------------------------------------------------- one table per fact
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_docs_flag_list_is_the_generated_table():
+    with open(os.path.join(REPO, "docs", "runner.md")) as f:
+        text = f.read()
+    start = text.index("<!-- flag table: generated by r2kd_keras.train.flag_table() -->\n")
+    end = text.index("<!-- end of flag table -->")
+    listed = text[start:end].split("\n", 1)[1]
+    assert listed == train.flag_table(), (
+        "docs/runner.md's flag list is stale; paste the output of "
+        "`python -c 'from r2kd_keras import train; print(train.flag_table())'`.")
+
+
+def test_every_field_has_a_flag_with_the_config_choices():
+    import dataclasses
+
+    from absl import flags
+
+    from r2kd_keras import augment, data
+    from r2kd_keras.distiller import DISTILLATION_METHODS
+
+    train.define_flags()
+    fields = {f.name: f for f in dataclasses.fields(train.TrainConfig)}
+    assert set(fields) <= set(flags.FLAGS)
+    for name, source in [("dataset", data.dataset_names()),
+                         ("augment", augment.AUGMENTER_NAMES),
+                         ("distillation", DISTILLATION_METHODS),
+                         ("export", tuple(train.EXPORTS)),
+                         ("strategy", train.STRATEGIES)]:
+        assert tuple(flags.FLAGS[name].parser.enum_values) == tuple(source), name
+        assert flags.FLAGS[name].help.endswith(fields[name].metadata["help"])
+    assert "augmix" in train.AUGMENTS
+    train.TrainConfig(augment="augmix").validate()
+
+
+def test_every_augmenter_name_builds():
+    from r2kd_keras import augment
+
+    for name in augment.AUGMENTER_NAMES:
+        built = augment.make_augmenter(name, 10, 32, seed=0)
+        assert (built is None) == (name == "none"), name
+    with pytest.raises(ValueError, match="augmenter name='cutmax'; use one of none, .*augmix"):
+        augment.make_augmenter("cutmax", 10, 32)
+
+
+def test_a_registered_dataset_is_a_choice_of_the_runner(monkeypatch):
+    from r2kd_keras.data import registry
+
+    images = np.zeros((8, 32, 32, 3), np.float32)
+    labels = np.arange(8) % 2
+    seen = {}
+
+    def load(request):
+        seen["request"] = request
+        ds = tf.data.Dataset.from_tensor_slices((images, labels)).batch(request.batch_size)
+        return ds, ds, "info"
+
+    monkeypatch.setitem(registry._LOADERS, "two_class", (load, "Two classes."))
+    config = train.TrainConfig(dataset="two_class", batch_size=4, val_subset=4,
+                               data_dir="/d", seed=3).validate()
+    train_ds, val_ds, info = train.load_data(config)
+    assert info == "info" and len(list(val_ds)) == 1
+    assert (seen["request"].data_dir, seen["request"].seed) == ("/d", 3)
+    assert "two_class" in train.flag_table()
+    with pytest.raises(ValueError, match="dataset='mnist' is not known; use one of "
+                                         "fashion_mnist, cifar100"):
+        registry.load_dataset("mnist")
+
+
+def test_names_of_the_single_module_runner_stay_importable():
+    from r2kd_keras import callbacks, distribute, optimizers, precision
+
+    for module, names in [
+        (optimizers, ["L2SGD", "step_decay", "milestone_epochs", "scaled_learning_rate",
+                      "REFERENCE_BATCH", "REFERENCE_EPOCHS"]),
+        (distribute, ["make_strategy", "is_chief", "check_batch"]),
+        (callbacks, ["StudentCheckpoint", "MetricsCSV", "ScalarSummaries", "Throughput",
+                     "TrainingInterrupted"]),
+        (precision, ["student_policy"]),
+    ]:
+        for name in names:
+            assert getattr(train, name) is getattr(module, name), name
+    assert train.WorkerBackupAndRestore is callbacks.AtomicBackupAndRestore
+    for name in ["run", "TrainConfig", "define_flags", "config_from_flags", "main",
+                 "load_data", "build_student", "teacher_stage", "export_student",
+                 "train_stage", "evaluate", "make_optimizer", "steps_per_epoch_of",
+                 "load_teacher", "plot_curves", "format_table", "R2KDDistiller",
+                 "pruning", "_logical_cpus"]:
+        assert callable(getattr(train, name)) or name == "pruning", name
+
+
+def test_dkd_warmup_follows_the_run_length():
+    from r2kd_keras.train import stages
+
+    config = train.TrainConfig(epochs=24)
+    # mdistiller's 20 of 240 epochs, at 24 epochs: 20 * 24 / 240.
+    assert stages._method_kwargs(config, "dkd", 24)["loss_kwargs"] == {"warmup_epochs": 2.0}
+    fixed = train.TrainConfig(dkd_warmup_epochs=5.0)
+    assert stages._method_kwargs(fixed, "dkd", 24)["loss_kwargs"] == {"warmup_epochs": 5.0}
+    soft = stages._method_kwargs(train.TrainConfig(rank_mode="soft"), "r2kd", 24)
+    assert soft["rank_mode"] == "soft" and "loss_kwargs" not in soft
+
+
+# ------------------------------------------------------------- resume guard
+def _prepared(tmp_path, methods=None, **change):
+    config = train.TrainConfig(output_dir=str(tmp_path / "run"), **change)
+    train.prepare_output_dir(config, methods or {"r2kd": "cutmix"})
+    return config
+
+
+def test_a_run_with_other_settings_is_refused_listing_the_flags(tmp_path):
+    config = _prepared(tmp_path, epochs=4)
+    with open(os.path.join(config.output_dir, "run_config.json")) as f:
+        stored = json.load(f)
+    assert stored["settings"]["epochs"] == 4 and "verbose" not in stored["settings"]
+    (tmp_path / "run" / "backup").mkdir()  # a run that has started
+    (tmp_path / "run" / "teacher.keras").write_bytes(b"")
+
+    message = (r"holds a run with other settings: --epochs: 4 \(stored\) -> 8 \(now\); "
+               r"--student: 'resnet8x4' \(stored\) -> 'resnet8' \(now\)\. Run the same "
+               r"command as before to resume it, pass --overwrite .* --teacher_weights "
+               rf"{tmp_path}/run/teacher.keras")
+    with pytest.raises(ValueError, match=message):
+        _prepared(tmp_path, epochs=8, student="resnet8")
+    with pytest.raises(ValueError, match=r"methods: \{'r2kd': 'cutmix'\} \(stored\)"):
+        _prepared(tmp_path, methods={"kd": "none"}, epochs=4)
+    # The same settings resume; flags that cannot change results may differ.
+    _prepared(tmp_path, epochs=4, verbose=0)
+
+    # --overwrite deletes the run's outputs only, then stores the new settings.
+    (tmp_path / "run" / "notes.txt").write_text("mine")
+    _prepared(tmp_path, epochs=8, overwrite=True)
+    assert sorted(os.listdir(tmp_path / "run")) == ["notes.txt", "run_config.json"]
+    with open(os.path.join(config.output_dir, "run_config.json")) as f:
+        assert json.load(f)["settings"]["epochs"] == 8
+
+
+def test_settings_of_a_run_that_wrote_nothing_are_replaced(tmp_path):
+    _prepared(tmp_path, epochs=4)
+    config = _prepared(tmp_path, epochs=8)  # nothing to resume: no refusal
+    with open(os.path.join(config.output_dir, "run_config.json")) as f:
+        assert json.load(f)["settings"]["epochs"] == 8
+
+
+def test_outputs_without_run_config_are_refused(tmp_path):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "metrics.csv").write_text("epoch\n0\n")
+    with pytest.raises(ValueError, match=r"holds outputs \(metrics.csv\) but no "
+                                         "run_config.json"):
+        _prepared(tmp_path)

@@ -19,20 +19,32 @@ from r2kd_keras.data.preprocessing import (
     resize_uint8,
     resolve_normalization,
 )
+from r2kd_keras.data.registry import (
+    DatasetRequest,
+    dataset_descriptions,
+    dataset_names,
+    load_dataset,
+    register_dataset,
+)
 from r2kd_keras.data.tfds_sets import cifar100, fgvr, imagenet
 from r2kd_keras.data.tiny_imagenet import tiny_imagenet
 
 __all__ = [
     "NORMALIZATION",
     "DatasetInfo",
+    "DatasetRequest",
     "build_pipeline",
     "cifar100",
+    "dataset_descriptions",
+    "dataset_names",
     "fashion_mnist",
     "fgvr",
     "image_folder",
     "imagenet",
+    "load_dataset",
     "normalize",
     "pad_crop_flip",
+    "register_dataset",
     "resize_uint8",
     "resolve_normalization",
     "tiny_imagenet",
