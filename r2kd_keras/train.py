@@ -35,10 +35,12 @@ from tensorflow.core.framework import summary_pb2
 from r2kd_keras import augment as augment_lib
 from r2kd_keras import data as data_lib
 from r2kd_keras import export as export_lib
+from r2kd_keras import inputs
+from r2kd_keras import logs
 from r2kd_keras import models as models_lib
 from r2kd_keras import pruning
 from r2kd_keras.distiller import R2KDDistiller
-from r2kd_keras.models import registry
+from r2kd_keras.models import external, registry
 
 REFERENCE_BATCH = 64
 REFERENCE_EPOCHS = 240
@@ -51,8 +53,10 @@ AUGMENTS = ("none", "mixup", "cutmix", "cutout", "randaugment", "autoaugment",
             "cutmixpick")
 PRUNE_SCHEDULES = ("constant", "polynomial")
 EXPORTS = {"none": None, "float": "none", "dynamic": "dynamic", "int8": "int8"}
-DATASETS = ("fashion_mnist", "cifar100", "tiny_imagenet", "fgvr", "imagenet")
+DATASETS = ("fashion_mnist", "cifar100", "tiny_imagenet", "fgvr", "imagenet",
+            "image_folder")
 TEACHER_FILE = "teacher.keras"
+_LOOK_UP = object()
 
 
 # ----------------------------------------------------------------- config
@@ -62,16 +66,27 @@ class TrainConfig:
 
     Args:
         dataset: one of `DATASETS`.
-        data_dir: where the dataset lives (loader-specific; None: its default).
+        data_dir: where the dataset lives (loader-specific; None: its default);
+            for `"image_folder"`, the folder of class sub-folders.
+        val_dir: `"image_folder"` only: a validation folder with the same
+            class sub-folders; None: hold out `val_fraction` of `data_dir`.
+        val_fraction: `"image_folder"` only: share of each class held out.
         fgvr_dataset: the tfds name used when `dataset="fgvr"`.
         image_size: served image size; None: the dataset's native size (32 for
             Fashion-MNIST, padded from 28 so the CIFAR models run).
-        teacher: zoo name of the teacher.
+        teacher: name of the teacher: the zoo's, `keras:<Application>` or
+            `keras_hub:<preset dir or name>` (a KerasHub preset is a trained
+            teacher, used as is).
+        teacher_model: a `.keras` file of a trained teacher of any
+            architecture, loaded as is (`teacher` is then ignored).
         teacher_weights: a `.keras` (or `.weights.h5`) file of that teacher;
             None trains the teacher first and saves it as
             `output_dir/teacher.keras` (reused on the next run).
         teacher_epochs: epochs of that teacher training; None: `epochs`.
-        student: zoo name of the student.
+        student: name of the student (the same naming as `teacher`), built
+            for the data's classes and image shape, logits out.
+        student_weights: `keras:` students only: `"imagenet"` starts from an
+            ImageNet backbone (a new classification head); None: random.
         distillation: `"r2kd"`, `"kd"`, `"dist"`, `"dkd"` or `"none"`.
         augment: the second view of R2KD (see `augment.make_augmenter`).
         teacher_prune_rate: rate of the pruned teacher copy of R2KD.
@@ -108,12 +123,16 @@ class TrainConfig:
 
     dataset: str = "cifar100"
     data_dir: str = None
+    val_dir: str = None
+    val_fraction: float = 0.2
     fgvr_dataset: str = "caltech_birds2011"
     image_size: int = None
     teacher: str = "resnet32x4"
+    teacher_model: str = None
     teacher_weights: str = None
     teacher_epochs: int = None
     student: str = "resnet8x4"
+    student_weights: str = None
     distillation: str = "r2kd"
     augment: str = "cutmix"
     teacher_prune_rate: float = 0.1
@@ -168,6 +187,7 @@ class TrainConfig:
             )
         if self.lr <= 0:
             raise ValueError(f"lr={self.lr!r} must be positive.")
+        inputs.check_config(self)
         if self.teacher_weights and not os.path.isfile(self.teacher_weights):
             raise FileNotFoundError(
                 f"teacher_weights={self.teacher_weights!r} does not exist. Pass a "
@@ -183,7 +203,8 @@ def _check_positive_int(name, value):
 
 
 def check_model_name(role, name):
-    """Raises `ValueError` unless `name` is a model of the zoo.
+    """Raises `ValueError` unless `name` is a model of the zoo or a valid
+    `keras:` / `keras_hub:` name.
 
     Args:
         role: what the model is for (`"teacher"`, `"student"`), for the message.
@@ -192,6 +213,8 @@ def check_model_name(role, name):
     Example:
     >>> check_model_name("student", "resnet8")
     """
+    if external.is_external(name):
+        return external.check_name(role, name)
     known = models_lib.list_models() + list(registry._ALIASES)
     if name not in known:
         raise ValueError(
@@ -480,6 +503,11 @@ def load_data(config, batch_size=None):
             config.fgvr_dataset, data_dir=config.data_dir, **common)
     elif name == "imagenet":
         train_ds, val_ds, info = data_lib.imagenet(data_dir=config.data_dir, **common)
+    elif name == "image_folder":
+        common.setdefault("image_size", inputs.default_image_size(config.teacher_model))
+        train_ds, val_ds, info = data_lib.image_folder(
+            config.data_dir, val_dir=config.val_dir, val_fraction=config.val_fraction,
+            **common)
     else:
         raise ValueError(f"dataset={name!r} is not known; use one of {', '.join(DATASETS)}.")
     if config.val_subset:
@@ -569,7 +597,8 @@ def build_student(config, num_classes, input_shape, total_steps):
     if config.mixed_precision:
         keras.config.set_dtype_policy(student_policy())
     try:
-        student = models_lib.get_model(config.student, num_classes, input_shape)
+        student = models_lib.get_model(config.student, num_classes, input_shape,
+                                       weights=config.student_weights)
     finally:
         keras.config.set_dtype_policy(previous)
     if not config.student_sparsity:
@@ -946,8 +975,10 @@ def train_stage(config, strategy, *, student, teacher, info, train_ds, val_ds,
     }
 
 
-def teacher_stage(config, strategy, info, train_ds, val_ds, input_shape):
-    """Loads `config.teacher_weights`, or reuses / trains and saves
+def teacher_stage(config, strategy, info, train_ds, val_ds, input_shape,
+                  given=_LOOK_UP):
+    """Uses the trained teacher the user gave (`teacher_model`, a `keras_hub:`
+    preset), loads `config.teacher_weights`, or reuses / trains and saves
     `output_dir/teacher.keras`.
 
     Args:
@@ -957,6 +988,8 @@ def teacher_stage(config, strategy, info, train_ds, val_ds, input_shape):
         train_ds: repeated training dataset.
         val_ds: validation dataset.
         input_shape: image shape.
+        given: what `inputs.given_teacher` returned, when already called;
+            by default it is called here.
 
     Returns:
         `(teacher, summary)`: the model and a dict with its `val_accuracy`
@@ -965,6 +998,12 @@ def teacher_stage(config, strategy, info, train_ds, val_ds, input_shape):
     Example:
     >>> teacher, summary = teacher_stage(config, strategy, info, train, val, (32, 32, 3))
     """
+    if given is _LOOK_UP:
+        with strategy.scope():
+            given = inputs.given_teacher(config, info, input_shape)
+    if given is not None:
+        return given, {"source": config.teacher_model or config.teacher,
+                       "val_accuracy": None}
     saved = os.path.join(config.output_dir, TEACHER_FILE)
     path = config.teacher_weights or (saved if os.path.isfile(saved) else None)
     if path:
@@ -1005,10 +1044,11 @@ def export_student(student, export, path, val_ds):
     """
     model = pruning.strip_pruning(student)
     quantize = EXPORTS[export]
-    report = export_lib.to_tflite(
-        model, path, quantize=None if quantize == "none" else quantize,
-        representative_data=val_ds if quantize == "int8" else None,
-        verify=val_ds, latency_runs=20)
+    with logs.native_output_kept_aside(logs.is_quiet()):  # the converter's C++ chatter
+        report = export_lib.to_tflite(
+            model, path, quantize=None if quantize == "none" else quantize,
+            representative_data=val_ds if quantize == "int8" else None,
+            verify=val_ds, latency_runs=20)
     return {k: v for k, v in dataclasses.asdict(report).items() if k != "notes"}
 
 
@@ -1046,6 +1086,9 @@ def run(config, strategy=None, methods=None):
     single = not methods
     methods = dict.fromkeys([config.distillation]) if single else (
         methods if isinstance(methods, dict) else dict.fromkeys(methods))
+    with strategy.scope():  # checked before anything is written
+        given = (inputs.given_teacher(config, info, input_shape)
+                 if any(m != "none" for m in methods) else None)
     chief = is_chief(strategy)
     os.makedirs(config.output_dir, exist_ok=True)
     keras.utils.set_random_seed(config.seed)
@@ -1053,7 +1096,7 @@ def run(config, strategy=None, methods=None):
     teacher, teacher_summary = None, None
     if any(m != "none" for m in methods):
         teacher, teacher_summary = teacher_stage(
-            config, strategy, info, train_ds, val_ds, input_shape)
+            config, strategy, info, train_ds, val_ds, input_shape, given=given)
         if teacher_summary["val_accuracy"] is None:
             teacher_summary["val_accuracy"] = evaluate(teacher, val_ds, strategy)
     students = {}
@@ -1081,6 +1124,7 @@ def run(config, strategy=None, methods=None):
     results = {
         "dataset": info.name,
         "num_classes": info.num_classes,
+        "class_names": info.class_names,
         "replicas": strategy.num_replicas_in_sync,
         "teacher": teacher_summary,
         "students": students,
@@ -1139,7 +1183,8 @@ def format_table(results):
     config = results["config"]
     if results["teacher"]:
         accuracy = results["teacher"]["val_accuracy"]
-        lines.append(f"| teacher {config['teacher']} | {100 * accuracy:.2f} | - | - | - |")
+        teacher = os.path.basename(config.get("teacher_model") or config["teacher"])
+        lines.append(f"| teacher {teacher} | {100 * accuracy:.2f} | - | - | - |")
     for method, row in results["students"].items():
         report = row["export"] or {}
         size = (f"{report['bytes_raw']:,} ({report['bytes_gzip']:,})"
@@ -1154,13 +1199,22 @@ def format_table(results):
 
 # -------------------------------------------------------------------- flags
 _FLAG_HELP = {
-    "dataset": "Dataset.", "data_dir": "Where the dataset is.",
+    "dataset": "Dataset; image_folder: your own images in --data_dir/<class>/*.jpg|png.",
+    "data_dir": "Where the dataset is (image_folder: the folder of class sub-folders).",
+    "val_dir": "image_folder: validation folder with the same class sub-folders.",
+    "val_fraction": "image_folder without --val_dir: share of each class held out.",
     "fgvr_dataset": "tfds name for --dataset=fgvr (caltech_birds2011, stanford_dogs, cars196).",
-    "image_size": "Served image size (default: the dataset's).",
-    "teacher": "Teacher model (zoo name).",
+    "image_size": "Served image size (default: the dataset's; image_folder: the "
+                  "--teacher_model's input size, else 64).",
+    "teacher": "Teacher: a zoo name, keras:<Application> (e.g. keras:ResNet50) or "
+               "keras_hub:<preset dir or name> (used as is).",
+    "teacher_model": "A trained teacher of any architecture as a .keras file "
+                     "(overrides --teacher).",
     "teacher_weights": "Teacher .keras file; absent: train the teacher first.",
     "teacher_epochs": "Epochs of the teacher training (default: --epochs).",
-    "student": "Student model (zoo name).",
+    "student": "Student: a zoo name (resnet8x4), keras:<Application> (e.g. "
+               "keras:MobileNetV3Small) or keras_hub:<preset>.",
+    "student_weights": "keras: students: imagenet starts from ImageNet weights.",
     "distillation": "Distillation method.", "augment": "Second view of R2KD.",
     "teacher_prune_rate": "Pruning rate of R2KD's pruned teacher copy.",
     "teacher_dtype": "Teacher compute dtype: auto, bfloat16, float16 (default float32).",
@@ -1251,6 +1305,7 @@ def main(argv, methods=None, config=None):
     if len(argv) > 1:
         raise SystemExit(f"error: unexpected arguments {argv[1:]}")
     config = config or config_from_flags()
+    logs.configure(logs.absl_verbosity())
     try:
         results = run(config, methods=methods)
     except (ValueError, FileNotFoundError) as error:
@@ -1265,3 +1320,4 @@ def main(argv, methods=None, config=None):
         os._exit(143)
     print(format_table(results))
     print(f"wall time {results['wall_seconds']:.0f} s; outputs in {config.output_dir}")
+    print(logs.format_outputs(config.output_dir))

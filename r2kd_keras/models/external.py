@@ -124,7 +124,7 @@ def get_model(name, num_classes, input_shape=None, weights=None):
         )
     check_name("model", name)
     task = load_hub_classifier(name[len(KERAS_HUB_PREFIX):], num_classes=num_classes)
-    return _as_functional(task, input_shape, name)
+    return as_functional(task, input_shape, name)
 
 
 def _keras_application(name, num_classes, input_shape, weights):
@@ -207,7 +207,9 @@ def load_hub_classifier(preset, **kwargs):
         return keras_hub.models.ImageClassifier.from_preset(preset, **kwargs)
 
 
-def _as_functional(task, input_shape, name):
+def as_functional(task, input_shape, name):
+    """`task` (a KerasHub classifier) as a functional model on `input_shape`
+    images (None: the task's own), named after `name`."""
     # A KerasHub task preprocesses only in predict(); calling it on a tensor
     # runs the backbone and head: images in, logits out, as the distiller needs.
     shape = tuple(input_shape) if input_shape else tuple(task.input_shape[1:])
@@ -293,9 +295,13 @@ def saved_input_shape(path):
     return tuple(shape[1:]) if shape else None
 
 
-def load_keras_file(path):
+def load_keras_file(path, role="teacher_model"):
     """`keras.saving.load_model(path, compile=False)`; a file that needs
     KerasHub's layers loads once keras-hub is imported.
+
+    Args:
+        path: the `.keras` file.
+        role: the flag it came from, for the messages.
 
     Raises:
         FileNotFoundError: no such file, or not a `.keras` file.
@@ -306,13 +312,13 @@ def load_keras_file(path):
     """
     if not os.path.isfile(path) or not str(path).endswith(".keras"):
         raise FileNotFoundError(
-            f"teacher_model={path!r} is not a .keras file. Pass a model saved with "
+            f"{role}={path!r} is not a .keras file. Pass a model saved with "
             "model.save('teacher.keras').")
     try:
         return keras.saving.load_model(path, compile=False)
     except (TypeError, ValueError) as error:
         if "keras_hub" not in str(error):
-            raise ValueError(f"teacher_model={path!r} cannot be loaded: {error}") from None
+            raise ValueError(f"{role}={path!r} cannot be loaded: {error}") from None
     import keras_hub  # noqa: F401  registers KerasHub's layers
 
     return keras.saving.load_model(path, compile=False)
