@@ -33,6 +33,7 @@ KERAS_PREFIX = "keras:"
 KERAS_HUB_PREFIX = "keras_hub:"
 IMAGENET_CLASSES = 1000
 _CONNECT_SECONDS = 3.0
+_READ_SECONDS = 60.0
 _KERAS_WEIGHTS_HOST = "storage.googleapis.com"
 _KAGGLE_HOST = "api.kaggle.com"
 _HUGGING_FACE_HOST = "huggingface.co"
@@ -123,7 +124,11 @@ def get_model(name, num_classes, input_shape=None, weights=None):
             "preset's weights."
         )
     check_name("model", name)
-    task = load_hub_classifier(name[len(KERAS_HUB_PREFIX):], num_classes=num_classes)
+    preset = name[len(KERAS_HUB_PREFIX):]
+    task = load_hub_classifier(preset)
+    if task.output_shape[-1] != num_classes:
+        # KerasHub then keeps the backbone's weights and starts a new head.
+        task = load_hub_classifier(preset, num_classes=num_classes)
     return as_functional(task, input_shape, name)
 
 
@@ -225,8 +230,17 @@ def _safe_name(name):
 def _downloads_allowed(host, hint):
     """Runs the body; when `host` is set and unreachable, a download in it
     fails at once (cached files still load) with `DownloadUnavailable(hint)`."""
-    if host is None or _reachable(host):
+    if host is None:
         yield
+        return
+    if _reachable(host):
+        # A stalled transfer then fails instead of hanging.
+        previous_timeout = socket.getdefaulttimeout()
+        socket.setdefaulttimeout(_READ_SECONDS)
+        try:
+            yield
+        finally:
+            socket.setdefaulttimeout(previous_timeout)
         return
     message = f"{host} is unreachable (no network). {hint}"
     if host != _KERAS_WEIGHTS_HOST:
