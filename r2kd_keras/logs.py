@@ -77,8 +77,9 @@ def configure(verbosity=None):
     """
     from absl import logging as absl_logging
 
-    level = _LEVELS[max(-3, min(1, -1 if verbosity is None else verbosity))]
-    absl_logging.set_verbosity(level)
+    verbosity = max(-3, min(1, -1 if verbosity is None else verbosity))
+    level = _LEVELS[verbosity]
+    absl_logging.set_verbosity(verbosity)  # absl's numbers, not Python's levels
     tf_logger = logging.getLogger("tensorflow")
     tf_logger.setLevel(level)
     if level >= logging.WARNING:

@@ -83,11 +83,20 @@ def _application(role, name):
     known = keras_application_names()
     if base in known:
         return getattr(keras.applications, base)
-    by_lower = {n.lower(): n for n in known}
-    close = difflib.get_close_matches(base.lower(), list(by_lower), n=5, cutoff=0.5)
-    hint = (f"Did you mean {', '.join(KERAS_PREFIX + by_lower[c] for c in close)}?"
+    close = _close_matches(base, known)
+    hint = (f"Did you mean {', '.join(KERAS_PREFIX + c for c in close)}?"
             if close else f"Known: {', '.join(known)}.")
     raise ValueError(f"{role}={name!r} is not a keras.applications model. {hint}")
+
+
+def _close_matches(name, known, count=5, cutoff=0.5):
+    # Case-blind, best first; ties in name order (difflib's own ties run
+    # backwards: EfficientNetB7 before B0).
+    scored = [(difflib.SequenceMatcher(None, name.lower(), k.lower()).ratio(), k)
+              for k in known]
+    ranked = sorted((item for item in scored if item[0] >= cutoff),
+                    key=lambda item: (-item[0], item[1]))
+    return [k for _, k in ranked[:count]]
 
 
 def get_model(name, num_classes, input_shape=None, weights=None):

@@ -153,18 +153,23 @@ def test_check_fits_accepts_any_size_model():
 
 
 # ------------------------------------------------------------------ KerasHub
-@pytest.fixture(scope="module")
-def hub_preset(tmp_path_factory):
+def save_tiny_hub_classifier(directory, num_classes=4, size=32):
+    """A small KerasHub ResNet classifier (logits) saved with save_to_preset."""
     keras_hub = pytest.importorskip("keras_hub")
     backbone = keras_hub.models.ResNetBackbone(
         input_conv_filters=[64], input_conv_kernel_sizes=[3],
         stackwise_num_filters=[64], stackwise_num_blocks=[1], stackwise_num_strides=[1],
-        block_type="basic_block", use_pre_activation=False, image_shape=(32, 32, 3))
+        block_type="basic_block", use_pre_activation=False, image_shape=(size, size, 3))
     classifier = keras_hub.models.ResNetImageClassifier(
-        backbone=backbone, num_classes=4, activation=None)
-    directory = str(tmp_path_factory.mktemp("hub") / "tiny_resnet")
+        backbone=backbone, num_classes=num_classes, activation=None)
     classifier.save_to_preset(directory)
-    return directory, classifier
+    return classifier
+
+
+@pytest.fixture(scope="module")
+def hub_preset(tmp_path_factory):
+    directory = str(tmp_path_factory.mktemp("hub") / "tiny_resnet")
+    return directory, save_tiny_hub_classifier(directory)
 
 
 def test_keras_hub_preset_directory_as_a_functional_model(hub_preset):
