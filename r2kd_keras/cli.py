@@ -82,8 +82,7 @@ def _run_absl(prog, args, doc, function, flags_module):
     sys.modules["__main__"].__doc__ = doc
     for flag in flags.FLAGS.get_flags_for_module(flags_module):
         flags.FLAGS.register_key_flag_for_module(sys.argv[0], flag)
-    app.run(function, argv=[prog, *args])
-    return 0
+    app.run(function, argv=[prog, *args])  # exits with the command's status
 
 
 def _distill(prog, args):
