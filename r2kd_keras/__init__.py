@@ -1,20 +1,29 @@
 """r2kd-keras: Robustness-Reinforced Knowledge Distillation for Keras 3."""
 
-from r2kd_keras import augment
-from r2kd_keras import data
-from r2kd_keras import export
-from r2kd_keras import labels
-from r2kd_keras import losses
-from r2kd_keras import methods
-from r2kd_keras import models
-from r2kd_keras import precision
-from r2kd_keras import pruning
-from r2kd_keras.distiller import R2KDDistiller
-from r2kd_keras.methods import DIST
-from r2kd_keras.methods import DKD
-from r2kd_keras.methods import KD
-from r2kd_keras.methods import R2KD
-from r2kd_keras.methods import CrossEntropyOnly
-from r2kd_keras.pruning import prune_teacher
+import sys as _sys
+
+from r2kd_keras import logs
+
+# First: TensorFlow reads its native log level once, when it is imported; and
+# prints a few native lines (CUDA probing) that no log level hides.
+_verbosity = logs.verbosity_from_argv(_sys.argv)
+logs.before_tensorflow(_verbosity)
+with logs.native_output_kept_aside(_verbosity is None or _verbosity < 0):
+    from r2kd_keras import augment
+    from r2kd_keras import data
+    from r2kd_keras import export
+    from r2kd_keras import labels
+    from r2kd_keras import losses
+    from r2kd_keras import methods
+    from r2kd_keras import models
+    from r2kd_keras import precision
+    from r2kd_keras import pruning
+    from r2kd_keras.distiller import R2KDDistiller
+    from r2kd_keras.methods import DIST
+    from r2kd_keras.methods import DKD
+    from r2kd_keras.methods import KD
+    from r2kd_keras.methods import R2KD
+    from r2kd_keras.methods import CrossEntropyOnly
+    from r2kd_keras.pruning import prune_teacher
 
 __version__ = "0.1.0"

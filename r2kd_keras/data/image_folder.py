@@ -2,7 +2,6 @@
 
 import os
 import random
-import warnings
 
 from r2kd_keras.data import _files
 
@@ -25,16 +24,42 @@ def _class_folders(data_dir):
     return classes
 
 
-def _files_per_class(data_dir, classes):
-    per_class = [_files.list_images(os.path.join(data_dir, c)) for c in classes]
-    empty = [c for c, files in zip(classes, per_class) if not files]
-    if empty:
-        warnings.warn(
-            f"image_folder: {len(empty)} class folders of {data_dir!r} hold no "
-            f"images (first: {empty[0]!r}); their labels are kept but never served.",
-            stacklevel=3,
+def _readable(folder, classes, flag):
+    """Per class, the files that pass the image scan (checked before any split,
+    so a held-out share never hides an unreadable class); and the skipped ones."""
+    listed = [_files.list_images(os.path.join(folder, c)) for c in classes]
+    paths, labels, skipped = _files.scan(*_flatten(listed), f"image_folder {flag}")
+    per_class = [[] for _ in classes]
+    for path, label in zip(paths, labels):
+        per_class[label].append(path)
+    unreadable = [c for c, files in zip(classes, per_class) if not files]
+    if unreadable:
+        raise ValueError(
+            f"{flag}={folder!r}: {len(unreadable)} class folders hold no readable "
+            f"image: {unreadable[:5]}. Add .jpg/.png images to them or remove them "
+            f"(supported: {', '.join(_files.IMAGE_EXTENSIONS)})."
         )
-    return per_class
+    return per_class, skipped
+
+
+def _check_classes(data_dir, classes):
+    if len(classes) < 2:
+        raise ValueError(
+            f"data_dir={data_dir!r} has {len(classes)} class folder ({classes[0]!r}); "
+            "a classifier needs at least 2. Put each class's images in its own "
+            "sub-folder: data_dir/<class>/*.jpg."
+        )
+
+
+def _check_same_classes(data_dir, classes, val_dir, val_classes):
+    if val_classes != classes:
+        only_val = sorted(set(val_classes) - set(classes))
+        only_train = sorted(set(classes) - set(val_classes))
+        raise ValueError(
+            f"val_dir={val_dir!r} and data_dir={data_dir!r} must have the same class "
+            f"folders; only in val_dir: {only_val[:5]}, only in data_dir: "
+            f"{only_train[:5]}."
+        )
 
 
 def _flatten(per_class):
@@ -76,7 +101,9 @@ def image_folder(
     either `val_dir` (same class sub-folders) or a seeded, per-class
     `val_fraction` of `data_dir`. Images of any size are resized to
     `image_size`; grey, CMYK and RGBA images become RGB; files that are not
-    images are skipped with a warning.
+    images are skipped with a warning. Checked before anything is read: at
+    least 2 classes, a readable image in every class folder, and the same
+    class folders in `val_dir`.
 
     Args:
         data_dir: folder of class sub-folders.
@@ -95,6 +122,11 @@ def image_folder(
     Returns:
         `(train_ds, val_ds, info)`.
 
+    Raises:
+        FileNotFoundError: no such folder, or no class sub-folders.
+        ValueError: one class only, a class without a readable image, or
+            `val_dir` classes that differ from `data_dir`'s.
+
     Example:
     ```python
     train_ds, val_ds, info = image_folder("photos/", image_size=64, val_fraction=0.1)
@@ -104,30 +136,18 @@ def image_folder(
     if not 0.0 <= val_fraction < 1.0:
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}.")
     classes = _class_folders(data_dir)
-    per_class = _files_per_class(data_dir, classes)
+    _check_classes(data_dir, classes)
+    per_class, skipped = _readable(data_dir, classes, "data_dir")
     if val_dir is None:
         train_per_class, val_per_class = _split(per_class, val_fraction, seed)
+        val_skipped = []
     else:
         val_dir = os.path.expanduser(str(val_dir))
-        val_classes = _class_folders(val_dir)
-        unknown = sorted(set(val_classes) - set(classes))
-        if unknown:
-            raise ValueError(
-                f"val_dir={val_dir!r} has class folders absent from "
-                f"data_dir={data_dir!r}: {unknown[:5]}. Both must use the same "
-                "class names."
-            )
+        _check_same_classes(data_dir, classes, val_dir, _class_folders(val_dir))
         train_per_class = per_class
-        val_per_class = [
-            _files.list_images(os.path.join(val_dir, c)) for c in classes
-        ]
-    train = _files.scan(*_flatten(train_per_class), "image_folder train")
-    val = _files.scan(*_flatten(val_per_class), "image_folder val")
-    if not train[0]:
-        raise _files.missing(
-            "Training images", repr(data_dir),
-            f"Supported files: {', '.join(_files.IMAGE_EXTENSIONS)}.",
-        )
+        val_per_class, val_skipped = _readable(val_dir, classes, "val_dir")
+    train = (*_flatten(train_per_class), skipped)
+    val = (*_flatten(val_per_class), val_skipped)
     return _files.file_pipelines(
         os.path.basename(os.path.normpath(data_dir)), train, val, classes,
         image_size, batch_size=batch_size, seed=seed,

@@ -4,6 +4,7 @@ the `--dataset` flag and `TrainConfig.validate` all read."""
 import dataclasses
 
 from r2kd_keras.data.idx import fashion_mnist
+from r2kd_keras.data.image_folder import image_folder
 from r2kd_keras.data.tfds_sets import cifar100, fgvr, imagenet
 from r2kd_keras.data.tiny_imagenet import tiny_imagenet
 
@@ -117,6 +118,12 @@ def _imagenet(request):
                     seed=request.seed, **request.size())
 
 
+def _image_folder(request):
+    return image_folder(request.data_dir, val_dir=request.options.get("val_dir"),
+                        val_fraction=request.options.get("val_fraction", 0.2),
+                        batch_size=request.batch_size, seed=request.seed, **request.size())
+
+
 register_dataset("fashion_mnist", _fashion_mnist,
                  "Fashion-MNIST IDX files, served 32x32x3 (Debian dataset-fashion-mnist).")
 register_dataset("cifar100", _cifar100, "CIFAR-100 prepared by tfds (32x32).")
@@ -124,3 +131,5 @@ register_dataset("tiny_imagenet", _tiny_imagenet,
                  "The tiny-imagenet-200 folder (64x64, 200 classes).")
 register_dataset("fgvr", _fgvr, "A fine-grained tfds set named by --fgvr_dataset.")
 register_dataset("imagenet", _imagenet, "ImageNet-1k prepared by tfds (224).")
+register_dataset("image_folder", _image_folder,
+                 "Your images: data_dir/<class>/*.jpg|png (--val_dir or --val_fraction).")

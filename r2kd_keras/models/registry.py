@@ -1,6 +1,6 @@
 """Look-up of the model builders by name."""
 
-from r2kd_keras.models import cifar, imagenet, mobile
+from r2kd_keras.models import cifar, external, imagenet, mobile
 
 _BUILDERS = {
     name: getattr(module, name)
@@ -33,17 +33,19 @@ def list_models():
     return list(_BUILDERS)
 
 
-def get_model(name, num_classes, input_shape=None):
+def get_model(name, num_classes, input_shape=None, weights=None):
     """Builds a registered model: a functional `keras.Model` from images to logits.
 
     Args:
         name: a name from `list_models()`, or one of mdistiller's spellings
-            "MobileNetV2", "mobile_half", "ShuffleV1", "ShuffleV2", "MobileNetV1".
+            "MobileNetV2", "mobile_half", "ShuffleV1", "ShuffleV2", "MobileNetV1";
+            or a `keras:` / `keras_hub:` name (see `models.external`).
         num_classes: int >= 2, width of the logits.
         input_shape: (height, width, channels), channels last. None gives the
             model's native size: (32, 32, 3) for the CIFAR and mobile models,
             (224, 224, 3) for resnet18/34/50 and mobilenetv1. (64, 64, 3) gives
             the TinyImageNet variant of the CIFAR and mobile models.
+        weights: `keras:` names only: None (random) or `"imagenet"`.
 
     Returns:
         A new, randomly initialised `keras.Model` named `name` (canonical spelling).
@@ -57,6 +59,10 @@ def get_model(name, num_classes, input_shape=None):
     >>> model.output_shape
     (None, 200)
     """
+    if external.is_external(name):
+        return external.get_model(name, num_classes, input_shape, weights=weights)
+    if weights is not None:
+        raise ValueError(f"weights={weights!r} applies to keras: names only, not {name!r}.")
     canonical = _ALIASES.get(name, name) if isinstance(name, str) else None
     if canonical not in _BUILDERS:
         raise ValueError(

@@ -7,11 +7,12 @@ import os
 
 from r2kd_keras import augment as augment_lib
 from r2kd_keras import data as data_lib
+from r2kd_keras import inputs
 from r2kd_keras import losses
 from r2kd_keras import models as models_lib
 from r2kd_keras.distiller import DISTILLATION_METHODS
 from r2kd_keras.distribute import STRATEGIES
-from r2kd_keras.models import registry
+from r2kd_keras.models import external, registry
 from r2kd_keras.optimizers import REFERENCE_BATCH, REFERENCE_EPOCHS
 
 # `--export` value -> `export.to_tflite(quantize=...)`; None: no export.
@@ -55,17 +56,35 @@ class TrainConfig:
     """
 
     dataset: str = _field("cifar100", "Dataset.", choices=data_lib.dataset_names)
-    data_dir: str = _field(None, "Where the dataset is (default: the loader's).")
+    data_dir: str = _field(
+        None, "Where the dataset is (default: the loader's; image_folder: the folder "
+        "of class sub-folders, data_dir/<class>/*.jpg|png).")
+    val_dir: str = _field(
+        None, "image_folder: validation folder with the same class sub-folders.")
+    val_fraction: float = _field(
+        0.2, "image_folder without --val_dir: share of each class held out.")
     fgvr_dataset: str = _field(
         "caltech_birds2011",
         "tfds name for --dataset=fgvr (caltech_birds2011, stanford_dogs, cars196).")
-    image_size: int = _field(None, "Served image size (default: the dataset's).")
-    teacher: str = _field("resnet32x4", "Teacher model (zoo name).")
+    image_size: int = _field(
+        None, "Served image size (default: the dataset's; image_folder: the "
+        "--teacher_model's input size, else 64).")
+    teacher: str = _field(
+        "resnet32x4", "Teacher: a zoo name, keras:<Application> (e.g. keras:ResNet50) "
+        "or keras_hub:<preset dir or name> (used as is).")
+    teacher_model: str = _field(
+        None, "A trained teacher of any architecture as a .keras file, used as is "
+        "(overrides --teacher).")
     teacher_weights: str = _field(
         None, "Teacher .keras file; absent: train the teacher first and save it as "
         "output_dir/teacher.keras (reused on the next run).")
     teacher_epochs: int = _field(None, "Epochs of the teacher training (default: --epochs).")
-    student: str = _field("resnet8x4", "Student model (zoo name).")
+    student: str = _field(
+        "resnet8x4", "Student: a zoo name (resnet8x4), keras:<Application> (e.g. "
+        "keras:MobileNetV3Small) or keras_hub:<preset>; built for the data, logits out.")
+    student_weights: str = _field(
+        None, "keras: students only: imagenet starts from an ImageNet backbone "
+        "(a new head).")
     distillation: str = _field("r2kd", "Distillation method.", choices=DISTILLATION_METHODS)
     augment: str = _field("cutmix", "Second view of the training step.",
                           choices=augment_lib.AUGMENTER_NAMES)
@@ -147,6 +166,7 @@ class TrainConfig:
                 f"dkd_warmup_epochs={self.dkd_warmup_epochs!r} must be positive.")
         if self.lr <= 0:
             raise ValueError(f"lr={self.lr!r} must be positive.")
+        inputs.check_config(self)
         if self.teacher_weights and not os.path.isfile(self.teacher_weights):
             raise FileNotFoundError(
                 f"teacher_weights={self.teacher_weights!r} does not exist. Pass a "
@@ -168,7 +188,8 @@ def _check_positive_int(name, value):
 
 
 def check_model_name(role, name):
-    """Raises `ValueError` unless `name` is a model of the zoo.
+    """Raises `ValueError` unless `name` is a model of the zoo or a valid
+    `keras:` / `keras_hub:` name.
 
     Args:
         role: what the model is for (`"teacher"`, `"student"`), for the message.
@@ -177,6 +198,8 @@ def check_model_name(role, name):
     Example:
     >>> check_model_name("student", "resnet8")
     """
+    if external.is_external(name):
+        return external.check_name(role, name)
     known = models_lib.list_models() + list(registry._ALIASES)
     if name not in known:
         raise ValueError(

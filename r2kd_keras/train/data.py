@@ -2,6 +2,7 @@
 cut to the subsets and repeated."""
 
 from r2kd_keras import data as data_lib
+from r2kd_keras import inputs
 
 
 def load_data(config, batch_size=None):
@@ -19,11 +20,15 @@ def load_data(config, batch_size=None):
     >>> train_ds, val_ds, info = load_data(TrainConfig(dataset="fashion_mnist"))
     """
     batch_size = batch_size or config.batch_size
+    image_size = config.image_size
+    if config.dataset == "image_folder" and not image_size:
+        image_size = inputs.default_image_size(config.teacher_model)
     train_ds, val_ds, info = data_lib.load_dataset(
         config.dataset, data_dir=config.data_dir, batch_size=batch_size,
-        seed=config.seed, image_size=config.image_size,
+        seed=config.seed, image_size=image_size,
         train_subset=config.train_subset,
-        options={"fgvr_dataset": config.fgvr_dataset})
+        options={"fgvr_dataset": config.fgvr_dataset, "val_dir": config.val_dir,
+                 "val_fraction": config.val_fraction})
     if config.val_subset:
         val_ds = val_ds.take(-(-config.val_subset // batch_size))
     return train_ds.repeat(), val_ds, info

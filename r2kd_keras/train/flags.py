@@ -5,6 +5,7 @@ import dataclasses
 import os
 import sys
 
+from r2kd_keras import logs
 from r2kd_keras.callbacks import CheckpointWriteError, TrainingInterrupted
 from r2kd_keras.train.config import TrainConfig, field_choices
 from r2kd_keras.train.report import format_table
@@ -101,6 +102,7 @@ def main(argv, methods=None, config=None):
     if len(argv) > 1:
         raise SystemExit(f"error: unexpected arguments {argv[1:]}")
     config = config or config_from_flags()
+    logs.configure(logs.absl_verbosity())
     try:
         results = run(config, methods=methods)
     except (ValueError, FileNotFoundError) as error:
@@ -121,3 +123,4 @@ def main(argv, methods=None, config=None):
         os._exit(143)
     print(format_table(results))
     print(f"wall time {results['wall_seconds']:.0f} s; outputs in {config.output_dir}")
+    print(logs.format_outputs(config.output_dir))

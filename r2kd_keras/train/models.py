@@ -64,7 +64,8 @@ def build_student(config, num_classes, input_shape, total_steps):
     if config.mixed_precision:
         keras.config.set_dtype_policy(student_policy())
     try:
-        student = models_lib.get_model(config.student, num_classes, input_shape)
+        student = models_lib.get_model(config.student, num_classes, input_shape,
+                                       weights=config.student_weights)
     finally:
         keras.config.set_dtype_policy(previous)
     if not config.student_sparsity:

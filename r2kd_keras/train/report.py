@@ -1,6 +1,8 @@
 """What a run reports: the summary table, the training curves and
 `results.json`."""
 
+import os
+
 import numpy as np
 
 from r2kd_keras.callbacks import read_csv, replace_atomically, write_json
@@ -27,7 +29,8 @@ def format_table(results):
     config = results["config"]
     if results["teacher"]:
         accuracy = results["teacher"]["val_accuracy"]
-        lines.append(f"| teacher {config['teacher']} | {100 * accuracy:.2f} | - | - | - |")
+        teacher = os.path.basename(config.get("teacher_model") or config["teacher"])
+        lines.append(f"| teacher {teacher} | {100 * accuracy:.2f} | - | - | - |")
     for method, row in results["students"].items():
         report = row["export"] or {}
         size = (f"{report['bytes_raw']:,} ({report['bytes_gzip']:,})"

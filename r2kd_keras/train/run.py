@@ -7,6 +7,7 @@ import time
 import keras
 import tensorflow as tf
 
+from r2kd_keras import inputs
 from r2kd_keras import pruning
 from r2kd_keras.distribute import check_batch, is_chief, make_strategy, shard_by_data
 from r2kd_keras.train.data import load_data, steps_per_epoch_of
@@ -64,6 +65,9 @@ def run(config, strategy=None, methods=None):
     steps = steps_per_epoch_of(config, info)
     single = not methods
     methods = _resolve_methods(config, methods)
+    with strategy.scope():  # checked before anything is written
+        given = (inputs.given_teacher(config, info, input_shape)
+                 if any(m != "none" for m in methods) else None)
     chief = is_chief(strategy)
     if chief:
         prepare_output_dir(config, methods)
@@ -72,7 +76,7 @@ def run(config, strategy=None, methods=None):
     teacher, teacher_summary = None, None
     if any(m != "none" for m in methods):
         teacher, teacher_summary = teacher_stage(
-            config, strategy, info, train_ds, val_ds, input_shape)
+            config, strategy, info, train_ds, val_ds, input_shape, given=given)
         if teacher_summary["val_accuracy"] is None:
             teacher_summary["val_accuracy"] = evaluate(teacher, val_ds, strategy)
     students = {}
@@ -100,6 +104,7 @@ def run(config, strategy=None, methods=None):
     results = {
         "dataset": info.name,
         "num_classes": info.num_classes,
+        "class_names": info.class_names,
         "replicas": strategy.num_replicas_in_sync,
         "teacher": teacher_summary,
         "students": students,

@@ -7,6 +7,8 @@ import time
 
 from r2kd_keras import augment as augment_lib
 from r2kd_keras import export as export_lib
+from r2kd_keras import inputs
+from r2kd_keras import logs
 from r2kd_keras import models as models_lib
 from r2kd_keras import pruning
 from r2kd_keras.callbacks import (
@@ -129,8 +131,13 @@ def train_stage(config, strategy, *, student, teacher, info, train_ds, val_ds,
     }
 
 
-def teacher_stage(config, strategy, info, train_ds, val_ds, input_shape):
-    """Loads `config.teacher_weights`, or reuses / trains and saves
+_LOOK_UP = object()
+
+
+def teacher_stage(config, strategy, info, train_ds, val_ds, input_shape,
+                  given=_LOOK_UP):
+    """Uses the trained teacher the user gave (`teacher_model`, a `keras_hub:`
+    preset), loads `config.teacher_weights`, or reuses / trains and saves
     `output_dir/teacher.keras`.
 
     Args:
@@ -140,6 +147,8 @@ def teacher_stage(config, strategy, info, train_ds, val_ds, input_shape):
         train_ds: repeated training dataset.
         val_ds: validation dataset.
         input_shape: image shape.
+        given: what `inputs.given_teacher` returned, when already called;
+            by default it is called here.
 
     Returns:
         `(teacher, summary)`: the model and a dict with its `val_accuracy`
@@ -148,6 +157,12 @@ def teacher_stage(config, strategy, info, train_ds, val_ds, input_shape):
     Example:
     >>> teacher, summary = teacher_stage(config, strategy, info, train, val, (32, 32, 3))
     """
+    if given is _LOOK_UP:
+        with strategy.scope():
+            given = inputs.given_teacher(config, info, input_shape)
+    if given is not None:
+        return given, {"source": config.teacher_model or config.teacher,
+                       "val_accuracy": None}
     saved = os.path.join(config.output_dir, TEACHER_FILE)
     path = config.teacher_weights or (saved if os.path.isfile(saved) else None)
     if path:
@@ -188,10 +203,11 @@ def export_student(student, export, path, val_ds):
     """
     model = pruning.strip_pruning(student)
     quantize = EXPORTS[export]
-    report = export_lib.to_tflite(
-        model, path, quantize=None if quantize == "none" else quantize,
-        representative_data=val_ds if quantize == "int8" else None,
-        verify=val_ds, latency_runs=20)
+    with logs.native_output_kept_aside(logs.is_quiet()):  # the converter's C++ chatter
+        report = export_lib.to_tflite(
+            model, path, quantize=None if quantize == "none" else quantize,
+            representative_data=val_ds if quantize == "int8" else None,
+            verify=val_ds, latency_runs=20)
     return {k: v for k, v in dataclasses.asdict(report).items() if k != "notes"}
 
 

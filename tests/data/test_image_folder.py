@@ -1,5 +1,6 @@
 """`image_folder` on a class-per-folder tree of real images."""
 
+import contextlib
 import os
 import time
 
@@ -18,7 +19,6 @@ def _tree(root, per_class=4, size=(40, 50)):
             image = np.full(size + (3,), im.COLOURS[label], np.uint8)
             image[:8, :8] = 10 + 20 * k  # makes every file of a class distinct
             im.write(os.path.join(root, name, f"{k}.jpg"), im.jpeg_bytes(image))
-    os.makedirs(os.path.join(root, "empty_class"))
     im.write(os.path.join(root, "banana", "broken.jpg"), b"\x00" * 50)
     im.write(os.path.join(root, "banana", "readme.txt"), b"ignored: not an image name")
     return str(root)
@@ -39,9 +39,9 @@ def test_split_labels_resize_and_warnings(tmp_path):
         train_ds, val_ds, info = image_folder(root, val_fraction=0.25, image_size=32,
                                               batch_size=2, drop_remainder=False)
     messages = " ".join(str(w.message) for w in record)
-    assert "empty_class" in messages and "skipped 1 of" in messages
-    assert info.class_names == ["apple", "banana", "cherry", "empty_class"]
-    assert info.num_classes == 4 and (info.train_examples, info.val_examples) == (9, 3)
+    assert "skipped 1 of 13" in messages and "broken.jpg" in messages
+    assert info.class_names == ["apple", "banana", "cherry"]
+    assert info.num_classes == 3 and (info.train_examples, info.val_examples) == (9, 3)
     val = _served(val_ds)
     assert sorted(label for _, label in val) == [0, 1, 2]  # one per class
     train = _served(train_ds)
@@ -63,15 +63,62 @@ def test_split_is_seeded(tmp_path):
     assert not np.array_equal(val_files(1), val_files(2))
 
 
-def test_separate_val_dir_and_class_mismatch(tmp_path):
+def test_separate_val_dir_and_extra_class(tmp_path):
     train_root = _tree(tmp_path / "train")
-    val_root = tmp_path / "val"
-    im.write(str(val_root / "cherry" / "a.jpg"), im.jpeg_bytes(im.solid(im.COLOURS[2], 20)))
+    val_root = _one_image_per_class(tmp_path / "val", CLASSES)
     with pytest.warns(UserWarning):
         _, val_ds, info = image_folder(train_root, val_dir=val_root, image_size=32)
-    assert info.val_examples == 1 and _served(val_ds) == [(2, 2)]
-    im.write(str(val_root / "durian" / "a.jpg"), im.jpeg_bytes(im.solid(im.COLOURS[3], 20)))
-    with pytest.warns(UserWarning), pytest.raises(ValueError, match="durian"):
+    assert info.val_examples == 3 and sorted(_served(val_ds)) == [(0, 0), (1, 1), (2, 2)]
+    im.write(str(tmp_path / "val" / "durian" / "a.jpg"),
+             im.jpeg_bytes(im.solid(im.COLOURS[3], 20)))
+    with pytest.warns(UserWarning), pytest.raises(
+            ValueError, match=r"only in val_dir: \['durian'\], only in data_dir: \[\]"):
+        image_folder(train_root, val_dir=val_root)
+
+
+def _one_image_per_class(root, classes):
+    for label, name in enumerate(classes):
+        im.write(os.path.join(root, name, "a.jpg"), im.jpeg_bytes(im.solid(im.COLOURS[label], 20)))
+    return str(root)
+
+
+def test_one_class_is_an_error(tmp_path):
+    root = _one_image_per_class(tmp_path, ["apple"])
+    with pytest.raises(ValueError, match=r"data_dir=.* has 1 class folder \('apple'\).*at least 2"):
+        image_folder(root)
+
+
+@pytest.mark.parametrize("bad", ["empty", "unreadable"])
+def test_class_without_a_readable_image_is_an_error(tmp_path, bad):
+    root = _one_image_per_class(tmp_path, ["apple", "banana"])
+    if bad == "empty":
+        os.makedirs(os.path.join(root, "cherry"))
+    else:
+        im.write(os.path.join(root, "cherry", "x.jpg"), b"\x00" * 50)
+    with pytest.warns(UserWarning) if bad == "unreadable" else contextlib.nullcontext():
+        with pytest.raises(ValueError, match=r"1 class folders hold no readable image: \['cherry'\]"):
+            image_folder(root)
+
+
+def test_class_served_by_val_fraction_alone_is_not_unreadable(tmp_path):
+    # One image, a 60% hold-out: the image goes to val; still a readable class.
+    root = _one_image_per_class(tmp_path, ["apple", "banana"])
+    _, _, info = image_folder(root, val_fraction=0.6)
+    assert (info.train_examples, info.val_examples) == (0, 2)
+
+
+def test_val_dir_missing_a_class_is_an_error(tmp_path):
+    train_root = _one_image_per_class(tmp_path / "train", ["apple", "banana", "cherry"])
+    val_root = _one_image_per_class(tmp_path / "val", ["apple", "banana"])
+    with pytest.raises(ValueError, match=r"only in val_dir: \[\], only in data_dir: \['cherry'\]"):
+        image_folder(train_root, val_dir=val_root)
+
+
+def test_val_dir_class_without_readable_image_is_an_error(tmp_path):
+    train_root = _one_image_per_class(tmp_path / "train", ["apple", "banana"])
+    val_root = _one_image_per_class(tmp_path / "val", ["apple"])
+    os.makedirs(os.path.join(val_root, "banana"))
+    with pytest.raises(ValueError, match=r"val_dir=.*\['banana'\]"):
         image_folder(train_root, val_dir=val_root)
 
 
