@@ -41,7 +41,7 @@ from r2kd_keras.callbacks import (
     Throughput,
     TrainingInterrupted,
 )
-from r2kd_keras.distiller import DISTILLATION_METHODS as DISTILLATIONS
+from r2kd_keras.methods import METHOD_NAMES as DISTILLATIONS
 from r2kd_keras.distiller import R2KDDistiller
 from r2kd_keras.distribute import (
     STRATEGIES,

@@ -10,7 +10,7 @@ from r2kd_keras import data as data_lib
 from r2kd_keras import inputs
 from r2kd_keras import losses
 from r2kd_keras import models as models_lib
-from r2kd_keras.distiller import DISTILLATION_METHODS
+from r2kd_keras.methods import METHOD_NAMES
 from r2kd_keras.distribute import STRATEGIES
 from r2kd_keras.models import external, registry
 from r2kd_keras.optimizers import REFERENCE_BATCH, REFERENCE_EPOCHS
@@ -85,7 +85,7 @@ class TrainConfig:
     student_weights: str = _field(
         None, "keras: students only: imagenet starts from an ImageNet backbone "
         "(a new head).")
-    distillation: str = _field("r2kd", "Distillation method.", choices=DISTILLATION_METHODS)
+    distillation: str = _field("r2kd", "Distillation method.", choices=METHOD_NAMES)
     augment: str = _field("cutmix", "Second view of the training step.",
                           choices=augment_lib.AUGMENTER_NAMES)
     teacher_prune_rate: float = _field(

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 
 from r2kd_keras.callbacks import CheckpointWriteError, os_reason, read_json, write_json
-from r2kd_keras.distiller import DISTILLATION_METHODS
+from r2kd_keras.methods import METHOD_NAMES
 
 RUN_CONFIG = "run_config.json"
 TEACHER_FILE = "teacher.keras"
@@ -17,7 +17,7 @@ TEACHER_FILE = "teacher.keras"
 # method): the state a rerun would resume, and what `--overwrite` deletes.
 RUN_OUTPUTS = ("backup", "logs", "teacher", TEACHER_FILE, "results.json", "metrics.csv",
                "last.keras", "best.keras", "best.json", "curves.png",
-               "student.tflite") + DISTILLATION_METHODS
+               "student.tflite") + METHOD_NAMES
 
 
 class StageOutputs:

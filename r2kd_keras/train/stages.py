@@ -21,7 +21,8 @@ from r2kd_keras.callbacks import (
     read_csv,
     replace_atomically,
 )
-from r2kd_keras.distiller import _DKD_DEFAULT_WARMUP_EPOCHS, R2KDDistiller
+from r2kd_keras.distiller import R2KDDistiller
+from r2kd_keras.methods import DKD_WARMUP_EPOCHS
 from r2kd_keras.distribute import is_chief
 from r2kd_keras.optimizers import scaled_epochs
 from r2kd_keras.train.config import EXPORTS
@@ -59,7 +60,7 @@ def _method_kwargs(config, distillation, epochs):
               "pruned_teacher_training": config.pruned_teacher_training}
     if distillation == "dkd":
         # Scaled with the run's length like the lr milestones.
-        warmup = config.dkd_warmup_epochs or scaled_epochs(_DKD_DEFAULT_WARMUP_EPOCHS, epochs)
+        warmup = config.dkd_warmup_epochs or scaled_epochs(DKD_WARMUP_EPOCHS, epochs)
         kwargs["loss_kwargs"] = {"warmup_epochs": warmup}
     return kwargs
 
