@@ -8,8 +8,10 @@ data raises `FileNotFoundError` at once, saying where they looked and how to
 get it.
 """
 
+from r2kd_keras.data.corrupt import CORRUPTIONS, corrupt
 from r2kd_keras.data.idx import fashion_mnist
 from r2kd_keras.data.image_folder import image_folder
+from r2kd_keras.data.label_noise import symmetric_label_noise
 from r2kd_keras.data.preprocessing import (
     NORMALIZATION,
     DatasetInfo,
@@ -23,10 +25,12 @@ from r2kd_keras.data.tfds_sets import cifar100, fgvr, imagenet
 from r2kd_keras.data.tiny_imagenet import tiny_imagenet
 
 __all__ = [
+    "CORRUPTIONS",
     "NORMALIZATION",
     "DatasetInfo",
     "build_pipeline",
     "cifar100",
+    "corrupt",
     "fashion_mnist",
     "fgvr",
     "image_folder",
@@ -35,5 +39,6 @@ __all__ = [
     "pad_crop_flip",
     "resize_uint8",
     "resolve_normalization",
+    "symmetric_label_noise",
     "tiny_imagenet",
 ]
