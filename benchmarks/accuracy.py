@@ -155,7 +155,16 @@ def select_configs(patterns):
 
 
 # ------------------------------------------------------------------ training
-def train_student(config, spec, teacher, info, train_ds, val_ds, steps):
+def student_file(cache_dir, config, spec):
+    """Where the trained student of `spec` under `config` (seed and size
+    settings) is kept, so that evaluations need not train it again."""
+    tag = (f"{config.dataset}-{config.teacher}-{config.student}-seed{config.seed}-"
+           f"n{config.train_subset or 'all'}-e{config.teacher_epochs}-{config.epochs}"
+           f"-b{config.batch_size}-lr{config.lr:g}")
+    return os.path.join(cache_dir, "students", tag, spec.name.replace("/", "-") + ".keras")
+
+
+def train_student(config, spec, teacher, info, train_ds, val_ds, steps, save_to=None):
     """Trains a fresh student of `config` with `spec`; its last-epoch top-1.
 
     `train.train_stage` cannot set `rank_mode` and writes checkpoints every
@@ -169,6 +178,7 @@ def train_student(config, spec, teacher, info, train_ds, val_ds, steps):
         train_ds: repeated training batches.
         val_ds: test batches.
         steps: steps per epoch.
+        save_to: `.keras` file to save the trained student to (None: not saved).
 
     Returns:
         `(top1, train_seconds, optimizer_steps)`.
@@ -199,6 +209,9 @@ def train_student(config, spec, teacher, info, train_ds, val_ds, steps):
                   verbose=config.verbose)
     seconds = time.perf_counter() - start
     steps_done = int(distiller.optimizer.iterations.numpy())
+    if save_to:
+        os.makedirs(os.path.dirname(save_to), exist_ok=True)
+        student.save(save_to)
     return train.evaluate(student, val_ds, strategy), seconds, steps_done
 
 
@@ -676,8 +689,9 @@ def main(argv=None):
             if str(seed) not in results.data["blend"]:
                 results.add_blend(seed, blend_diagnostics(teacher, val_ds))
         for spec in todo:
-            top1, seconds, steps_done = train_student(seeded, spec, teacher, info,
-                                                      train_ds, val_ds, steps)
+            top1, seconds, steps_done = train_student(
+                seeded, spec, teacher, info, train_ds, val_ds, steps,
+                save_to=student_file(cache_dir, seeded, spec))
             print(f"[seed {seed}] {spec.name}: top-1 {100 * top1:.2f}% "
                   f"({seconds:.0f} s)", flush=True)
             results.add_run(spec.name, seed, {"top1": top1, "train_seconds": seconds,
