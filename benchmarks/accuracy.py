@@ -4,7 +4,9 @@ The paper's claims at CPU scale (issue 7): (1) the R2KD student beats the
 KD, DIST, DKD students and the student alone; (2) with augmentation (a CutMix
 second view) R2KD gains where KL-based KD can lose; (3) the pruned-teacher
 blend helps. One teacher per seed is trained once and cached as `.keras`;
-every student configuration of the grid is then trained from it:
+every student configuration of the grid is then trained from it (and saved
+in `<cache_dir>/students`, so evaluations such as robustness.py need not
+train it again):
 
     none, kd, dist, dkd, r2kd          x  --augment none | cutmix
     r2kd-noblend (teacher_prune_rate=0), r2kd-softrank (rank_mode="soft"),

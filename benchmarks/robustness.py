@@ -26,13 +26,15 @@ must stay the same), so the study can run across sessions.
     python benchmarks/robustness.py --parts noise --seeds 0
     python benchmarks/robustness.py --quick            # minutes, into runs/
 
-Cost on 2 cores (the accuracy grid's measured times at load 1-4, and the
-evaluation measured by a --quick run): a teacher ~4.5 min, a student ~1.5 min
-(augment none) or ~3.5 min (cutmix), the evaluation of one model on the 25
-test sets (250k images) ~0.8 min. Part (a): 33 evaluations ~25 min, plus
-training what the cache lacks (3 teachers and 30 students: ~90 min). Part
-(b): 6 teachers and 30 students ~75 min. The whole default study: ~1.7 h
-when the accuracy grid's students are cached, ~3.2 h from nothing.
+Cost on 2 cores, from the accuracy grid's measured training times (load
+1-4): a teacher ~4.5 min, a student ~1.5 min (augment none) or ~3.5 min
+(cutmix); evaluating a student on the 25 test sets (250k images) ~2 min, the
+teacher ~4 min (forward passes at ~3x the training throughput; --quick
+measured 90 images/s at load 12). Part (a): 33 evaluations ~65 min, plus
+training what the cache lacks (3 teachers and 30 students: ~1.5 h; the
+accuracy grid's rerun trains and saves them). Part (b): 6 teachers and 30
+students ~75 min. The whole default study: ~2.3 h when the accuracy grid's
+students are cached, ~3.8 h from nothing.
 """
 
 import argparse
