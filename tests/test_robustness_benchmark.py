@@ -209,9 +209,11 @@ def test_test_sets_serve_the_loaders_test_images(tmp_path):
     assert set(record["corrupted"]) == set(CORRUPTIONS)
 
 
-def _student_files(cache):
-    return {f: os.path.getmtime(os.path.join(root, f)) for root, _, files in os.walk(cache)
-            for f in files if f.endswith(".keras")}
+def _saved_models(cache):
+    """{path relative to `cache`: modification time} of the saved networks."""
+    return {os.path.relpath(os.path.join(root, f), cache): os.path.getmtime(
+        os.path.join(root, f)) for root, _, files in os.walk(cache)
+        for f in files if f.endswith(".keras")}
 
 
 @pytest.mark.large
@@ -223,8 +225,9 @@ def test_study_reuses_the_accuracy_grids_students_resumes_and_refuses_other_sett
     with open(os.path.join(out, "accuracy-fashion_mnist.json")) as f:
         grid = json.load(f)
     cache = os.path.join(out, "cache")
-    before = _student_files(cache)
-    assert {"none-none.keras", "kd-none.keras", "teacher.keras"} <= set(before)
+    before = _saved_models(cache)
+    assert sorted(os.path.basename(p) for p in before) == [
+        "kd-none.keras", "none-none.keras", "teacher.keras"]
 
     flags = TINY + ["--configs", "none/none,kd/none,r2kd/none", "--noise_configs",
                     "kd/none,r2kd/none", "--noise_rates", "0.4", "--severities", "5",
@@ -233,10 +236,9 @@ def test_study_reuses_the_accuracy_grids_students_resumes_and_refuses_other_sett
     stem = os.path.join(out, "robustness-fashion_mnist")
     with open(stem + ".json") as f:
         data = json.load(f)
-    after = _student_files(cache)
+    after = _saved_models(cache)
     # The grid's teacher and students were loaded, not trained again ...
-    for name in ("none-none.keras", "kd-none.keras"):
-        assert after[name] == before[name]
+    assert {path: after[path] for path in before} == before
     assert data["runs"]["corrupt:kd/none"]["0"]["train_seconds"] is None
     # ... and are the same networks: the same clean top-1 (a near-tie of the
     # two evaluation paths may flip one of the 256 images).
@@ -244,9 +246,9 @@ def test_study_reuses_the_accuracy_grids_students_resumes_and_refuses_other_sett
         assert data["runs"][f"corrupt:{name}"]["0"]["top1"] == pytest.approx(
             grid["runs"][name]["0"]["top1"], abs=1.5 / 256)
     assert data["runs"]["corrupt:r2kd/none"]["0"]["train_seconds"] > 0
-    noisy = [os.path.relpath(os.path.join(root, f), cache) for root, _, files in os.walk(cache)
-             for f in files if f.endswith(".keras") and "labelnoise0.4" in root]
-    assert len(noisy) == 3  # its teacher, KD and R2KD students
+    noisy = sorted(os.path.basename(p) for p in after if p.startswith("labelnoise0.4"))
+    assert noisy == ["kd-none.keras", "r2kd-none.keras", "teacher.keras"]
+    assert len(after) == len(before) + 1 + len(noisy)  # + the clean R2KD student
     assert set(data["runs"]) == {"corrupt:none/none", "corrupt:kd/none", "corrupt:r2kd/none",
                                  "corrupt:teacher", "noise0.4:kd/none", "noise0.4:r2kd/none",
                                  "noise0.4:teacher"}
@@ -272,9 +274,9 @@ def test_study_reuses_the_accuracy_grids_students_resumes_and_refuses_other_sett
     data["runs"]["noise0.4:kd/none"]["0"]["top1"] = 0.4242
     with open(stem + ".json", "w") as f:
         json.dump(data, f)
-    trained = _student_files(cache)
+    trained = _saved_models(cache)
     robustness.main(flags)
-    assert _student_files(cache) == trained
+    assert _saved_models(cache) == trained
     with open(stem + ".json") as f:
         resumed = json.load(f)
     assert resumed["runs"] == data["runs"] and len(resumed["sessions"]) == 2

@@ -5,16 +5,19 @@ Perturbations", ICLR 2019; the parameters are those of their CIFAR-10-C
 generator (`make_cifar_c.py` in github.com/hendrycks/robustness), severity
 1 to 5:
 
-| name             | parameter c                   | formula on x in [0, 1]               |
-|------------------|-------------------------------|--------------------------------------|
-| gaussian_noise   | std 0.04, 0.06, 0.08, 0.09, 0.10 | clip(x + c * N(0, 1))             |
-| shot_noise       | rate 500, 250, 100, 75, 50    | clip(Poisson(c * x) / c)             |
-| impulse_noise    | amount .01, .02, .03, .05, .07 | each value, with probability c, set to 0 or 1 (even odds) |
-| gaussian_blur    | sigma 0.4, 0.6, 0.7, 0.8, 1.0 | Gaussian filter per channel, edge pixels repeated, radius int(4 sigma + 0.5) |
-| contrast         | factor .75, .5, .4, .3, .15   | clip((x - m) * c + m), m the image's mean per channel |
-| brightness       | shift .05, .1, .15, .2, .3    | HSV value V -> min(V + c, 1)         |
-| jpeg_compression | quality 80, 65, 58, 50, 40    | JPEG encode and decode (libjpeg)     |
-| pixelate         | scale .95, .9, .85, .75, .65  | box resize to int(c * size) and back |
+| name             | parameter c, severity 1-5       | on x in [0, 1]                 |
+|------------------|---------------------------------|--------------------------------|
+| gaussian_noise   | std .04, .06, .08, .09, .10     | clip(x + c * N(0, 1))          |
+| shot_noise       | rate 500, 250, 100, 75, 50      | clip(Poisson(c * x) / c)       |
+| impulse_noise    | amount .01, .02, .03, .05, .07  | share c of values -> 0 or 1   |
+| gaussian_blur    | sigma .4, .6, .7, .8, 1         | Gaussian filter per channel (1) |
+| contrast         | factor .75, .5, .4, .3, .15     | clip((x - m) * c + m) (2)      |
+| brightness       | shift .05, .1, .15, .2, .3      | HSV value V -> min(V + c, 1)   |
+| jpeg_compression | quality 80, 65, 58, 50, 40      | JPEG encode, decode (libjpeg)  |
+| pixelate         | scale .95, .9, .85, .75, .65    | box resize to int(c * size), back |
+
+(1) edge pixels repeated, radius int(4 sigma + 0.5), as scikit-image's `gaussian`.
+(2) m: the mean of each image's channel.
 
 Differences from the reference, on purpose: the noises draw from numpy's
 `default_rng(seed)` (the reference used the global `np.random` state), so a
