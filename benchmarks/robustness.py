@@ -44,7 +44,6 @@ import functools
 import os
 import shlex
 import sys
-import textwrap
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -450,7 +449,8 @@ def _plot(results, noise_specs, png_path):
         left.bar(np.arange(len(rows)) + (offset - 0.5) * 0.4, [s["mean"] for s in stats],
                  0.4, yerr=[s["std"] or 0.0 for s in stats], capsize=3, label=label)
     left.set_xticks(range(len(rows)))
-    left.set_xticklabels([textwrap.fill(label, 14) for label, _ in rows], fontsize=7)
+    left.set_xticklabels([name.split(":")[1] for _, name in rows], fontsize=8, rotation=40,
+                         ha="right")
     left.set_ylabel("top-1 (%)")
     left.set_title("(a) clean and mean corruption accuracy")
     left.legend(fontsize=8)
