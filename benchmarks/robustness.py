@@ -467,7 +467,8 @@ def _plot(results, noise_specs, png_path):
     right.set_xlabel("noisy training labels (%)")
     right.set_ylabel("clean-test top-1 (%)")
     right.set_title("(b) symmetric label noise")
-    right.legend(fontsize=7)
+    if right.get_legend_handles_labels()[0]:
+        right.legend(fontsize=7)
     settings = results.data["settings"]
     figure.suptitle(f"{settings['dataset']}: {settings['teacher']} -> "
                     f"{settings['student']}, mean ± std over seeds")
