@@ -4,7 +4,9 @@ The paper's claims at CPU scale (issue 7): (1) the R2KD student beats the
 KD, DIST, DKD students and the student alone; (2) with augmentation (a CutMix
 second view) R2KD gains where KL-based KD can lose; (3) the pruned-teacher
 blend helps. One teacher per seed is trained once and cached as `.keras`;
-every student configuration of the grid is then trained from it:
+every student configuration of the grid is then trained from it (and saved
+in `<cache_dir>/students`, so evaluations such as robustness.py need not
+train it again):
 
     none, kd, dist, dkd, r2kd          x  --augment none | cutmix
     r2kd-noblend (teacher_prune_rate=0), r2kd-softrank (rank_mode="soft"),
@@ -27,7 +29,7 @@ run across sessions (the size flags must then stay the same).
 Training is the runner's (`r2kd_keras.train`): its data loading, teacher
 stage (trained with the recipe, cached), and student stage (`L2SGD`, step
 decay and DKD's warm-up scaled to the epochs), which saves every student in
-`<output_dir>/students/seed<k>/<configuration>/` (`last.keras`). Teachers run in `teacher_dtype="auto"` (bfloat16 on CPUs
+`<cache_dir>/students/<settings>/<configuration>/` (`last.keras`). Teachers run in `teacher_dtype="auto"` (bfloat16 on CPUs
 with AVX512-BF16/AMX) for every method alike.
 """
 
@@ -153,6 +155,21 @@ def select_configs(patterns):
 
 
 # ------------------------------------------------------------------ training
+def student_dir(cache_dir, config, spec):
+    """The folder of the trained student of `spec` under `config` (seed and
+    size settings): the runner's stage writes `last.keras` there, so that
+    evaluations such as robustness.py need not train it again."""
+    tag = (f"{config.dataset}-{config.teacher}-{config.student}-seed{config.seed}-"
+           f"n{config.train_subset or 'all'}-e{config.teacher_epochs}-{config.epochs}"
+           f"-b{config.batch_size}-lr{config.lr:g}")
+    return os.path.join(cache_dir, "students", tag, spec.name.replace("/", "-"))
+
+
+def student_file(cache_dir, config, spec):
+    """The trained student's `.keras` file (see `student_dir`)."""
+    return os.path.join(student_dir(cache_dir, config, spec), "last.keras")
+
+
 def train_student(config, spec, teacher, info, train_ds, val_ds, steps, directory):
     """Trains a fresh student of `config` with `spec` by the runner's stage;
     its last-epoch top-1.
@@ -671,10 +688,9 @@ def main(argv=None):
             if str(seed) not in results.data["blend"]:
                 results.add_blend(seed, blend_diagnostics(teacher, val_ds))
         for spec in todo:
-            directory = os.path.join(args.output_dir, "students", f"seed{seed}",
-                                     spec.name.replace("/", "-"))
-            top1, seconds, steps_done = train_student(seeded, spec, teacher, info,
-                                                      train_ds, val_ds, steps, directory)
+            top1, seconds, steps_done = train_student(
+                seeded, spec, teacher, info, train_ds, val_ds, steps,
+                student_dir(cache_dir, seeded, spec))
             print(f"[seed {seed}] {spec.name}: top-1 {100 * top1:.2f}% "
                   f"({seconds:.0f} s)", flush=True)
             results.add_run(spec.name, seed, {"top1": top1, "train_seconds": seconds,

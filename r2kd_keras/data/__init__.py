@@ -8,8 +8,10 @@ data raises `FileNotFoundError` at once, saying where they looked and how to
 get it.
 """
 
+from r2kd_keras.data.corrupt import CORRUPTIONS, corrupt
 from r2kd_keras.data.idx import fashion_mnist
 from r2kd_keras.data.image_folder import image_folder
+from r2kd_keras.data.label_noise import symmetric_label_noise
 from r2kd_keras.data.preprocessing import (
     NORMALIZATION,
     DatasetInfo,
@@ -30,6 +32,7 @@ from r2kd_keras.data.tfds_sets import cifar100, fgvr, imagenet
 from r2kd_keras.data.tiny_imagenet import tiny_imagenet
 
 __all__ = [
+    "CORRUPTIONS",
     "NORMALIZATION",
     "DatasetInfo",
     "DatasetRequest",
@@ -37,6 +40,7 @@ __all__ = [
     "cifar100",
     "dataset_descriptions",
     "dataset_names",
+    "corrupt",
     "fashion_mnist",
     "fgvr",
     "image_folder",
@@ -47,5 +51,6 @@ __all__ = [
     "register_dataset",
     "resize_uint8",
     "resolve_normalization",
+    "symmetric_label_noise",
     "tiny_imagenet",
 ]

@@ -8,6 +8,7 @@ import numpy as np
 import tensorflow as tf
 
 from r2kd_keras.data import _files
+from r2kd_keras.data.label_noise import symmetric_label_noise
 from r2kd_keras.data.preprocessing import (
     DatasetInfo,
     build_pipeline,
@@ -109,6 +110,7 @@ def fashion_mnist(
     drop_remainder=True,
     val_batch_size=None,
     normalization="fashion_mnist",
+    label_noise=0.0,
 ):
     """Fashion-MNIST (60k/10k, 10 classes) as train/val pipelines.
 
@@ -133,6 +135,9 @@ def fashion_mnist(
         drop_remainder: drop the last partial training batch.
         val_batch_size: validation batch size; defaults to `batch_size`.
         normalization: see `preprocessing.resolve_normalization`.
+        label_noise: share of the training labels (after `train_subset`)
+            replaced by a random other class, fixed by `seed`
+            (`symmetric_label_noise`); the test split keeps its labels.
 
     Returns:
         `(train_ds, val_ds, info)`.
@@ -172,6 +177,8 @@ def fashion_mnist(
             np.random.default_rng(seed).choice(len(x_train), train_subset, False)
         )
         x_train, y_train = x_train[keep], y_train[keep]
+    if label_noise:
+        y_train, _ = symmetric_label_noise(y_train, label_noise, len(CLASS_NAMES), seed)
 
     def fitted(images, labels):
         # Resizing arrays cannot fail: a plain map keeps the dataset's length
