@@ -30,6 +30,7 @@ import _compat_pickle
 import collections
 import dataclasses
 import io
+import math
 import os
 import pickle
 import re
@@ -156,6 +157,13 @@ class _TensorRef:
             )
         if 0 in self.size:
             array = np.empty(self.size, dtype)
+        elif math.prod(self.size) > values.size:
+            # Only an expanded (stride-0) tensor could; refusing it bounds the memory a
+            # crafted file can make this allocate by the file's own size.
+            raise TorchCheckpointError(
+                f"A tensor of size {self.size} has more elements than its storage "
+                f"({values.size}): the file is corrupt."
+            )
         else:
             last = self.offset + sum((n - 1) * s for n, s in zip(self.size, self.stride))
             if self.offset < 0 or last >= values.size:
@@ -398,10 +406,11 @@ def read_torch_checkpoint(path):
         TorchCheckpointError: the file is not a PyTorch checkpoint, or is truncated.
 
     Example:
-    >>> checkpoint, file_format = read_torch_checkpoint("resnet8x4_vanilla/ckpt_epoch_240.pth")
-    ... # doctest: +SKIP
-    >>> sorted(checkpoint)  # doctest: +SKIP
-    ['accuracy', 'epoch', 'model', 'optimizer']
+    ```python
+    checkpoint, file_format = read_torch_checkpoint("resnet32x4_vanilla/ckpt_epoch_240.pth")
+    sorted(checkpoint)  # ['accuracy', 'epoch', 'model', 'optimizer'] (RepDistiller's layout)
+    checkpoint["model"]["fc.weight"].shape  # (100, 256)
+    ```
     """
     path = _check_path(path)
     with open(path, "rb") as file:
@@ -453,11 +462,18 @@ def _sequential_index(kind, index):
     return 3 * (index - 1) + (kind == "bn")
 
 
+# Rules several architectures share.
+_STEM = (_rule(r"stem_conv", "conv1"), _rule(r"stem_bn", "bn1"))
+# `layer{s}` nn.Sequentials of blocks with attributes conv1, bn1, conv2, ...
+_LAYER_BLOCKS = _rule(
+    r"stage(\d+)_block(\d+)_(?:dw)?(conv|bn)(\d)",
+    lambda s, b, kind, i: f"layer{s}.{b - 1}.{kind}{i}",
+)
+
 # mdistiller models/cifar/resnet.py and models/imagenet/resnet.py (torchvision's).
 _RESNET = (
-    _rule(r"stem_conv", "conv1"),
-    _rule(r"stem_bn", "bn1"),
-    _rule(r"stage(\d+)_block(\d+)_(conv|bn)(\d)", lambda s, b, kind, i: f"layer{s}.{b - 1}.{kind}{i}"),
+    *_STEM,
+    _LAYER_BLOCKS,
     _rule(
         r"stage(\d+)_block(\d+)_shortcut_(conv|bn)",
         lambda s, b, kind: f"layer{s}.{b - 1}.downsample.{int(kind == 'bn')}",
@@ -465,10 +481,13 @@ _RESNET = (
     _rule(r"logits", "fc"),
 )
 # models/cifar/wrn.py
+_WRN_PARTS = {"shortcut_conv": "convShortcut"}
 _WRN = (
     _rule(r"stem_conv", "conv1"),
-    _rule(r"stage(\d+)_block(\d+)_((?:conv|bn)\d)", lambda s, b, rest: f"block{s}.layer.{b - 1}.{rest}"),
-    _rule(r"stage(\d+)_block(\d+)_shortcut_conv", lambda s, b: f"block{s}.layer.{b - 1}.convShortcut"),
+    _rule(
+        r"stage(\d+)_block(\d+)_((?:conv|bn)\d|shortcut_conv)",
+        lambda s, b, part: f"block{s}.layer.{b - 1}.{_WRN_PARTS.get(part, part)}",
+    ),
     _rule(r"final_bn", "bn1"),
     _rule(r"logits", "fc"),
 )
@@ -488,18 +507,15 @@ _MOBILENETV2 = (
     _rule(r"logits", "classifier.0"),
 )
 # models/cifar/ShuffleNetv1.py
-_SHUFFLENETV1 = (
-    _rule(r"stem_conv", "conv1"),
-    _rule(r"stem_bn", "bn1"),
-    _rule(r"stage(\d+)_block(\d+)_(?:dw)?(conv|bn)(\d)", lambda s, b, kind, i: f"layer{s}.{b - 1}.{kind}{i}"),
-    _rule(r"logits", "linear"),
-)
+_SHUFFLENETV1 = (*_STEM, _LAYER_BLOCKS, _rule(r"logits", "linear"))
 # models/cifar/ShuffleNetv2.py: each stage's DownBlock is layer{s}.0, its BasicBlocks follow.
 _SHUFFLENETV2 = (
-    _rule(r"stem_conv", "conv1"),
-    _rule(r"stem_bn", "bn1"),
+    *_STEM,
     _rule(r"stage(\d+)_down_(?:dw)?(conv|bn)(\d)", lambda s, kind, i: f"layer{s}.0.{kind}{i}"),
-    _rule(r"stage(\d+)_block(\d+)_(?:dw)?(conv|bn)(\d)", lambda s, b, kind, i: f"layer{s}.{b}.{kind}{i}"),
+    _rule(
+        r"stage(\d+)_block(\d+)_(?:dw)?(conv|bn)(\d)",
+        lambda s, b, kind, i: f"layer{s}.{b}.{kind}{i}",
+    ),
     _rule(r"head_conv", "conv2"),
     _rule(r"head_bn", "bn2"),
     _rule(r"logits", "linear"),
@@ -507,7 +523,10 @@ _SHUFFLENETV2 = (
 # models/imagenet/mobilenetv1.py: one nn.Sequential `model` of 14 Sequentials.
 _MOBILENETV1 = (
     _rule(r"stem_(conv|bn)", lambda kind: f"model.0.{_sequential_index(kind, 1)}"),
-    _rule(r"block(\d+)_(?:dw)?(conv|bn)(\d)", lambda k, kind, i: f"model.{k}.{_sequential_index(kind, i)}"),
+    _rule(
+        r"block(\d+)_(?:dw)?(conv|bn)(\d)",
+        lambda k, kind, i: f"model.{k}.{_sequential_index(kind, i)}",
+    ),
     _rule(r"logits", "fc"),
 )
 
@@ -639,10 +658,11 @@ def _unpack(checkpoint, path):
     return state, container, metadata
 
 
-def _listing(keys):
-    keys = list(keys)
-    shown = ", ".join(map(repr, keys[:_LISTED]))
-    return shown + (f" ... and {len(keys) - _LISTED} more" if len(keys) > _LISTED else "")
+def _listing(items, quote=True, separator=", "):
+    """The first `_LISTED` items and how many more there are."""
+    items = list(items)
+    shown = separator.join(map(repr if quote else str, items[:_LISTED]))
+    return shown + (f" ... and {len(items) - _LISTED} more" if len(items) > _LISTED else "")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -684,14 +704,16 @@ class TorchCheckpointReport:
     def __str__(self):
         where = f"'{self.container}' of " if self.container else ""
         lines = [
-            f"Loaded {len(self.loaded)} tensors from {where}{self.path} ({self.file_format} format).",
-            f"Ignored {len(self.ignored)} (num_batches_tracked)." if self.ignored else "Ignored none.",
+            f"Loaded {len(self.loaded)} tensors from {where}{self.path} "
+            f"({self.file_format} format).",
+            f"Ignored {len(self.ignored)} (num_batches_tracked).",
         ]
         if self.unexpected:
             lines.append(f"Unexpected, not loaded: {_listing(self.unexpected)}.")
         if self.missing:
             lines.append(f"Missing, left as they were: {_listing(self.missing)}.")
-        stored = [f"{name} {value}" for name, value in (("epoch", self.epoch), ("accuracy", self.accuracy)) if value is not None]
+        stored = {"epoch": self.epoch, "accuracy": self.accuracy}
+        stored = [f"{name} {value}" for name, value in stored.items() if value is not None]
         if stored:
             lines.append(f"Checkpoint {', '.join(stored)}.")
         return "\n".join(lines)
@@ -702,8 +724,12 @@ def _mismatch(target, tensor):
         f"tensor {target.key!r} has shape {tensor.shape} in the checkpoint but layer "
         f"{target.layer.name!r} needs {target.torch_shape} (PyTorch layout)"
     )
+    classes = tensor.shape[0]
     if isinstance(target.layer, keras.layers.Dense) and tensor.shape[1:] == target.torch_shape[1:]:
-        message += f": the checkpoint has {tensor.shape[0]} classes, build the model with num_classes={tensor.shape[0]}"
+        message += (
+            f": the checkpoint has {classes} classes, build the model with "
+            f"num_classes={classes}"
+        )
     return message
 
 
@@ -745,13 +771,13 @@ def load_torch_checkpoint(model, path, strict=True):
             unexpected with `strict=True` (listing them).
 
     Example:
-    >>> model = get_model("resnet32x4", num_classes=100)  # doctest: +SKIP
-    >>> report = load_torch_checkpoint(model, "resnet32x4_vanilla/ckpt_epoch_240.pth")
-    ... # doctest: +SKIP
-    >>> print(report)  # doctest: +SKIP
-    Loaded 194 tensors from 'model' of resnet32x4_vanilla/ckpt_epoch_240.pth (legacy format).
-    Ignored 35 (num_batches_tracked).
-    Checkpoint epoch 240, accuracy 79.42.
+    ```python
+    from r2kd_keras.models import get_model, load_torch_checkpoint
+
+    teacher = get_model("resnet32x4", num_classes=100)
+    report = load_torch_checkpoint(teacher, "resnet32x4_vanilla/ckpt_epoch_240.pth")
+    print(report)  # tensors loaded and ignored, the stored epoch and accuracy
+    ```
     """
     if not isinstance(model, keras.Model):
         raise TypeError(
@@ -786,30 +812,33 @@ def load_torch_checkpoint(model, path, strict=True):
         "build the model of the checkpoint's architecture."
     )
     if mismatches:
+        listed = _listing(mismatches, quote=False, separator="; ")
         raise TorchCheckpointError(
-            f"{path!r} does not fit {model.name!r}: " + "; ".join(mismatches[:_LISTED])
-            + (f"; ... and {len(mismatches) - _LISTED} more" if len(mismatches) > _LISTED else "")
-            + f". {fix} The model was left unchanged."
+            f"{path!r} does not fit {model.name!r}: {listed}. {fix} The model was left unchanged."
         )
-    if strict and (missing or unexpected):
+    if (strict and (missing or unexpected)) or not values:
         problems = []
         if missing:
-            problems.append(f"{len(missing)} tensors the model needs are missing: {_listing(missing)}")
+            problems.append(
+                f"{len(missing)} tensors the model needs are missing: {_listing(missing)}"
+            )
         if unexpected:
             problems.append(
                 f"{len(unexpected)} tensors have no place in the model: {_listing(unexpected)}"
             )
+        hint = "Pass strict=False to load what matches. " if values else ""
         raise TorchCheckpointError(
-            f"{path!r} does not fit {model.name!r} (strict=True): " + "; ".join(problems)
-            + f". {fix} Pass strict=False to load what matches. The model was left unchanged."
+            f"{path!r} does not fit {model.name!r} (strict={strict}): {'; '.join(problems)}. "
+            f"{fix} {hint}The model was left unchanged."
         )
     for variable, value in values:
         variable.assign(value)
+    absent = set(missing)
     return TorchCheckpointReport(
         path=path,
         file_format=file_format,
         container=container,
-        loaded=tuple(target.key for target in targets if target.key not in missing),
+        loaded=tuple(target.key for target in targets if target.key not in absent),
         ignored=ignored,
         unexpected=unexpected,
         missing=tuple(missing),
