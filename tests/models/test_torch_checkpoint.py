@@ -5,7 +5,6 @@ model definitions (see make_fixtures.py there), with the eval-mode logits PyTorc
 computed; no test here needs torch.
 """
 
-import io
 import json
 import lzma
 import os
@@ -130,7 +129,8 @@ def test_unexpected_tensor_strict_and_not(checkpoints):
     path = checkpoints("resnet8_extra_zip.pth")
     model = get_model("resnet8", 100)
     before = model.get_weights()
-    with pytest.raises(TorchCheckpointError, match=r"1 tensors have no place in the model: 'proj\.weight'"):
+    expected = r"1 tensors have no place in the model: 'proj\.weight'"
+    with pytest.raises(TorchCheckpointError, match=expected):
         load_torch_checkpoint(model, path)
     _assert_unchanged(model, before)
     report = load_torch_checkpoint(model, path, strict=False)
@@ -222,7 +222,11 @@ def _payloads(marker):
     touch = f"touch {marker}"
     return {
         "os.system (by opcodes)": (_global_call("os", "system", touch), "os.system"),
-        "posix.system": (pickle.dumps(_Payload(os.system, touch), protocol=2), f"{os.system.__module__}.system"),
+        # Pickled as the function's real module: posix on Linux.
+        "posix.system": (
+            pickle.dumps(_Payload(os.system, touch), protocol=2),
+            f"{os.system.__module__}.system",
+        ),
         "builtins.eval": (
             pickle.dumps({"model": _Payload(eval, f"open({str(marker)!r}, 'w')")}, protocol=2),
             "builtins.eval",
@@ -234,6 +238,13 @@ def _payloads(marker):
     }
 
 
+def _rewrite_zip(source, target, change):
+    """Copies a zip checkpoint, each entry's bytes passed through `change(entry, data)`."""
+    with zipfile.ZipFile(source) as old, zipfile.ZipFile(target, "w") as new:
+        for entry in old.namelist():
+            new.writestr(entry, change(entry, old.read(entry)))
+
+
 def test_payloads_are_live(tmp_path):
     # The refusals below mean something only if the payloads do run when unpickled.
     marker = tmp_path / "ran"
@@ -241,7 +252,9 @@ def test_payloads_are_live(tmp_path):
     assert marker.exists()
 
 
-@pytest.mark.parametrize("payload", ["os.system (by opcodes)", "posix.system", "builtins.eval", "subprocess.Popen"])
+@pytest.mark.parametrize(
+    "payload", ["os.system (by opcodes)", "posix.system", "builtins.eval", "subprocess.Popen"]
+)
 @pytest.mark.parametrize("container", ["legacy", "zip"])
 def test_code_in_the_pickle_is_refused_and_never_runs(tmp_path, untouched, payload, container):
     marker = tmp_path / "ran"
@@ -265,13 +278,13 @@ def test_refused_inside_a_real_checkpoint(tmp_path, checkpoints):
     # A genuine zip checkpoint whose data.pkl gains a call of os.system after its tensors.
     marker = tmp_path / "ran"
     path = tmp_path / "tampered.pth"
-    with zipfile.ZipFile(checkpoints("resnet8_zip.pth")) as source, zipfile.ZipFile(path, "w") as target:
-        for entry in source.namelist():
-            data = source.read(entry)
-            if entry.endswith("data.pkl"):
-                # Replace the final STOP: build a 2-tuple (state dict, payload result).
-                data = data[:-1] + _global_call("os", "system", f"touch {marker}")[2:-1] + b"\x86."
-            target.writestr(entry, data)
+    call = _global_call("os", "system", f"touch {marker}")[2:-1]  # without PROTO and STOP
+    # Replaces the final STOP: the pickle then builds (state dict, result of the call).
+    _rewrite_zip(
+        checkpoints("resnet8_zip.pth"),
+        path,
+        lambda entry, data: data[:-1] + call + b"\x86." if entry.endswith("data.pkl") else data,
+    )
     with pytest.raises(UnsafeCheckpointError, match="`os.system`"):
         read_torch_checkpoint(path)
     assert not marker.exists()
@@ -282,7 +295,8 @@ def test_whole_pickled_model_is_refused(tmp_path):
     path.write_bytes(
         b"\x80\x02cmdistiller.models.cifar.resnet\nResNet\n)\x81}b."  # NEWOBJ + BUILD
     )
-    with pytest.raises(UnsafeCheckpointError, match=r"`mdistiller\.models\.cifar\.resnet\.ResNet`"):
+    expected = r"`mdistiller\.models\.cifar\.resnet\.ResNet`"
+    with pytest.raises(UnsafeCheckpointError, match=expected):
         read_torch_checkpoint(path)
 
 
@@ -303,7 +317,8 @@ def test_other_class_count_names_tensor_and_shapes(checkpoints):
 
 def test_other_architecture_names_tensor_and_shapes(checkpoints, untouched):
     model, before = untouched
-    with pytest.raises(TorchCheckpointError, match=r"tensor 'bn1\.weight' has shape \(64,\) .* needs \(16,\)"):
+    expected = r"tensor 'bn1\.weight' has shape \(64,\) .* needs \(16,\)"
+    with pytest.raises(TorchCheckpointError, match=expected):
         load_torch_checkpoint(model, checkpoints("wrn_16_1_zip.pth"))
     _assert_unchanged(model, before)
 
@@ -318,7 +333,7 @@ def test_missing_tensors_strict_lists_them_and_lenient_loads_the_rest(checkpoint
     _assert_unchanged(model, before)
 
     report = load_torch_checkpoint(model, path, strict=False)
-    assert "layer1.1.conv1.weight" in report.missing and "layer3.1.bn2.running_var" in report.missing
+    assert {"layer1.1.conv1.weight", "layer3.1.bn2.running_var"} <= set(report.missing)
     assert len(report.loaded) + len(report.missing) == len(model.weights)
     assert "Missing, left as they were" in str(report)
     resnet8 = get_model("resnet8", 100)
@@ -388,12 +403,13 @@ def test_bad_arguments(tmp_path, checkpoints, untouched):
         load_torch_checkpoint(custom, path)
 
 
-def test_buffer_sized_storage_is_checked(tmp_path, checkpoints):
+def test_storage_shorter_than_its_tensors(tmp_path, checkpoints):
     # A zip whose storage entry is shorter than its tensors need.
     path = tmp_path / "short.pth"
-    with zipfile.ZipFile(checkpoints("resnet8_zip.pth")) as source, zipfile.ZipFile(path, "w") as target:
-        for entry in source.namelist():
-            data = source.read(entry)
-            target.writestr(entry, data[:-4] if "/data/" in entry else data)
+    _rewrite_zip(
+        checkpoints("resnet8_zip.pth"),
+        path,
+        lambda entry, data: data[:-4] if "/data/" in entry else data,
+    )
     with pytest.raises(TorchCheckpointError, match="truncated or corrupt"):
         read_torch_checkpoint(path)
