@@ -807,14 +807,11 @@ def load_torch_checkpoint(model, path, strict=True):
     ignored = tuple(k for k in state if isinstance(k, str) and k.endswith(_IGNORED_SUFFIXES))
     unexpected = tuple(k for k in state if k not in used and k not in ignored)
 
-    fix = (
-        f"The checkpoint is not of the reference {model.name!r} with this class count; "
-        "build the model of the checkpoint's architecture."
-    )
     if mismatches:
         listed = _listing(mismatches, quote=False, separator="; ")
         raise TorchCheckpointError(
-            f"{path!r} does not fit {model.name!r}: {listed}. {fix} The model was left unchanged."
+            f"{path!r} does not fit {model.name!r}: {listed}. Build the model of the "
+            "checkpoint's architecture and class count. The model was left unchanged."
         )
     if (strict and (missing or unexpected)) or not values:
         problems = []
@@ -826,10 +823,11 @@ def load_torch_checkpoint(model, path, strict=True):
             problems.append(
                 f"{len(unexpected)} tensors have no place in the model: {_listing(unexpected)}"
             )
-        hint = "Pass strict=False to load what matches. " if values else ""
+        fix = ", or pass strict=False to load what matches" if values else ""
         raise TorchCheckpointError(
             f"{path!r} does not fit {model.name!r} (strict={strict}): {'; '.join(problems)}. "
-            f"{fix} {hint}The model was left unchanged."
+            f"Build the model of the checkpoint's architecture{fix}. The model was left "
+            "unchanged."
         )
     for variable, value in values:
         variable.assign(value)

@@ -413,3 +413,10 @@ def test_storage_shorter_than_its_tensors(tmp_path, checkpoints):
     )
     with pytest.raises(TorchCheckpointError, match="truncated or corrupt"):
         read_torch_checkpoint(path)
+
+
+def test_nothing_in_common_is_an_error_even_when_lenient(checkpoints, untouched):
+    model, before = untouched
+    with pytest.raises(TorchCheckpointError, match=r"\(strict=False\): 47 tensors the model needs"):
+        load_torch_checkpoint(model, checkpoints("mobilenetv2_zip.pth"), strict=False)
+    _assert_unchanged(model, before)
