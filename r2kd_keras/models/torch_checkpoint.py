@@ -7,8 +7,8 @@ standard library and numpy:
 
 - the zip format of PyTorch >= 1.6: `<prefix>/data.pkl` plus one `<prefix>/data/<key>`
   entry per storage;
-- the legacy format (`_use_new_zipfile_serialization=False`, and every checkpoint
-  written before PyTorch 1.6): five pickles in a row (magic number, protocol
+- the legacy format (PyTorch 0.4 to 1.5, and `_use_new_zipfile_serialization=False`
+  since): five pickles in a row (magic number, protocol
   version, system info, the object, the storage keys) followed by each storage as
   a little-endian int64 element count and the raw elements.
 
@@ -680,6 +680,13 @@ class TorchCheckpointReport:
         missing: keys the model needs that the checkpoint lacks; those variables kept
             their values (strict=False).
         metadata: the container's scalar entries, e.g. {"epoch": 240, "accuracy": 79.4}.
+
+    Example:
+    ```python
+    report = load_torch_checkpoint(teacher, "resnet32x4_vanilla/ckpt_epoch_240.pth")
+    report.epoch, report.accuracy  # what RepDistiller stored: 240 and the test top-1
+    assert not report.unexpected and not report.missing
+    ```
     """
 
     path: str
