@@ -1,6 +1,7 @@
 """Look-up of the model builders by name."""
 
 from r2kd_keras.models import cifar, external, imagenet, mobile
+from r2kd_keras.models.torch_checkpoint import load_torch_checkpoint
 
 _BUILDERS = {
     name: getattr(module, name)
@@ -33,7 +34,7 @@ def list_models():
     return list(_BUILDERS)
 
 
-def get_model(name, num_classes, input_shape=None, weights=None):
+def get_model(name, num_classes, input_shape=None, weights=None, torch_checkpoint=None):
     """Builds a registered model: a functional `keras.Model` from images to logits.
 
     Args:
@@ -46,13 +47,19 @@ def get_model(name, num_classes, input_shape=None, weights=None):
             (224, 224, 3) for resnet18/34/50 and mobilenetv1. (64, 64, 3) gives
             the TinyImageNet variant of the CIFAR and mobile models.
         weights: `keras:` names only: None (random) or `"imagenet"`.
+        torch_checkpoint: None, or the path of a PyTorch checkpoint of the reference
+            architecture (e.g. mdistiller's `resnet32x4_vanilla/ckpt_epoch_240.pth`)
+            to load with `load_torch_checkpoint(model, path, strict=True)`; call that
+            function directly for its report or `strict=False`. Zoo names only.
 
     Returns:
-        A new, randomly initialised `keras.Model` named `name` (canonical spelling).
+        A new `keras.Model` named `name` (canonical spelling): randomly initialised,
+        or holding the checkpoint's weights.
 
     Raises:
         ValueError: unknown name, bad `input_shape` or `num_classes < 2`.
         TypeError: `num_classes` not an int.
+        TorchCheckpointError: the checkpoint is unreadable, unsafe or does not fit.
 
     Example:
     >>> model = get_model("resnet8x4", num_classes=200, input_shape=(64, 64, 3))
@@ -60,6 +67,10 @@ def get_model(name, num_classes, input_shape=None, weights=None):
     (None, 200)
     """
     if external.is_external(name):
+        if torch_checkpoint is not None:
+            raise ValueError(
+                f"torch_checkpoint={torch_checkpoint!r} applies to zoo names only, not "
+                f"{name!r}: the reference checkpoints hold the zoo's architectures.")
         return external.get_model(name, num_classes, input_shape, weights=weights)
     if weights is not None:
         raise ValueError(f"weights={weights!r} applies to keras: names only, not {name!r}.")
@@ -70,6 +81,7 @@ def get_model(name, num_classes, input_shape=None, weights=None):
             f"(aliases: {', '.join(_ALIASES)})."
         )
     builder = _BUILDERS[canonical]
-    if input_shape is None:
-        return builder(num_classes)
-    return builder(num_classes, input_shape)
+    model = builder(num_classes) if input_shape is None else builder(num_classes, input_shape)
+    if torch_checkpoint is not None:
+        load_torch_checkpoint(model, torch_checkpoint)
+    return model
