@@ -78,10 +78,16 @@ class TrainConfig:
     teacher_weights: str = _field(
         None, "Teacher .keras file; absent: train the teacher first and save it as "
         "output_dir/teacher.keras (reused on the next run).")
+    teacher_checkpoint: str = _field(
+        None, "A PyTorch checkpoint (.pth) of the --teacher zoo architecture, e.g. "
+        "mdistiller's resnet32x4_vanilla/ckpt_epoch_240.pth, loaded without PyTorch.")
     teacher_epochs: int = _field(None, "Epochs of the teacher training (default: --epochs).")
     student: str = _field(
         "resnet8x4", "Student: a zoo name (resnet8x4), keras:<Application> (e.g. "
         "keras:MobileNetV3Small) or keras_hub:<preset>; built for the data, logits out.")
+    student_checkpoint: str = _field(
+        None, "A PyTorch checkpoint (.pth) of the --student zoo architecture to start "
+        "from (fine-tuning).")
     student_weights: str = _field(
         None, "keras: students only: imagenet starts from an ImageNet backbone "
         "(a new head).")
@@ -167,6 +173,10 @@ class TrainConfig:
         if self.lr <= 0:
             raise ValueError(f"lr={self.lr!r} must be positive.")
         inputs.check_config(self)
+        _check_checkpoint("teacher", self.teacher, self.teacher_checkpoint,
+                          self.teacher_model or self.teacher_weights)
+        _check_checkpoint("student", self.student, self.student_checkpoint,
+                          self.student_weights)
         if self.teacher_weights and not os.path.isfile(self.teacher_weights):
             raise FileNotFoundError(
                 f"teacher_weights={self.teacher_weights!r} does not exist. Pass a "
@@ -185,6 +195,23 @@ class TrainConfig:
 def _check_positive_int(name, value):
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValueError(f"{name}={value!r} must be a positive int.")
+
+
+def _check_checkpoint(role, name, path, other_source):
+    if path is None:
+        return
+    if not os.path.isfile(path):
+        raise FileNotFoundError(
+            f"{role}_checkpoint={path!r} does not exist. Pass the .pth file of a "
+            "published checkpoint (docs/published-teachers.md lists them).")
+    if external.is_external(name):
+        raise ValueError(
+            f"{role}_checkpoint={path!r} fits zoo architectures only, not "
+            f"{role}={name!r}; pass the zoo name the checkpoint was trained as.")
+    if other_source:
+        raise ValueError(
+            f"{role}_checkpoint={path!r} and {other_source!r} both give the {role}'s "
+            "weights; pass one.")
 
 
 def check_model_name(role, name):

@@ -65,7 +65,8 @@ def build_student(config, num_classes, input_shape, total_steps):
         keras.config.set_dtype_policy(student_policy())
     try:
         student = models_lib.get_model(config.student, num_classes, input_shape,
-                                       weights=config.student_weights)
+                                       weights=config.student_weights,
+                                       torch_checkpoint=config.student_checkpoint)
     finally:
         keras.config.set_dtype_policy(previous)
     if not config.student_sparsity:

@@ -164,6 +164,11 @@ def teacher_stage(config, strategy, info, train_ds, val_ds, input_shape,
     if given is not None:
         return given, {"source": config.teacher_model or config.teacher,
                        "val_accuracy": None}
+    if config.teacher_checkpoint:
+        with strategy.scope():
+            teacher = models_lib.get_model(config.teacher, info.num_classes, input_shape,
+                                           torch_checkpoint=config.teacher_checkpoint)
+        return teacher, {"source": config.teacher_checkpoint, "val_accuracy": None}
     saved = os.path.join(config.output_dir, TEACHER_FILE)
     path = config.teacher_weights or (saved if os.path.isfile(saved) else None)
     if path:
