@@ -62,52 +62,22 @@ def maybe_merge_call(fn, strategy, *args):
     return tf.__internal__.distribute.interim.maybe_merge_call(fn, strategy, *args)
 
 
-_BACKUP_ATTRIBUTES = {
-    "weights": "_weights_path",
-    "training_metadata": "_training_metadata_path",
-    "prev_weights": "_prev_weights_path",
-    "prev_training_metadata": "_prev_training_metadata_path",
-}
+def resume_at_epoch(model, epoch):
+    """Makes the next `model.fit` start at `epoch` (0-based), as a restored
+    backup must.
 
-
-def backup_paths(callback):
-    """The files a `keras.callbacks.BackupAndRestore` reads and writes.
-
-    Keras 3.15.1 keeps them in private attributes set from `backup_dir`.
+    Keras 3.15.1's `BackupAndRestore` sets the private `model._initial_epoch`
+    in `on_train_begin`, and the TensorFlow trainer's `fit` reads it after the
+    callbacks' `on_train_begin`; there is no public way to move the start.
 
     Args:
-        callback: a `keras.callbacks.BackupAndRestore`.
-
-    Returns:
-        A dict with the keys `"weights"`, `"training_metadata"`,
-        `"prev_weights"` and `"prev_training_metadata"` (the last two are the
-        copies written with `double_checkpoint=True`).
+        model: the `keras.Model` being fitted (call from `on_train_begin`).
+        epoch: the first epoch to run.
 
     Example:
-    >>> backup_paths(keras.callbacks.BackupAndRestore("/tmp/b"))["weights"]
-    '/tmp/b/latest.weights.h5'
+    >>> resume_at_epoch(self.model, metadata["epoch"])
     """
-    return {key: getattr(callback, attribute) for key, attribute in _BACKUP_ATTRIBUTES.items()}
-
-
-def set_backup_paths(callback, **paths):
-    """Points a `keras.callbacks.BackupAndRestore` at other files.
-
-    Args:
-        callback: a `keras.callbacks.BackupAndRestore`.
-        **paths: any of the keys `backup_paths` returns, with the new path.
-
-    Example:
-    >>> set_backup_paths(callback, weights="/tmp/w/latest.weights.h5")
-    """
-    unknown = sorted(set(paths) - set(_BACKUP_ATTRIBUTES))
-    if unknown:
-        raise ValueError(
-            f"`set_backup_paths` takes the keys {sorted(_BACKUP_ATTRIBUTES)}; "
-            f"received unknown keys {unknown}."
-        )
-    for key, path in paths.items():
-        setattr(callback, _BACKUP_ATTRIBUTES[key], path)
+    model._initial_epoch = epoch
 
 
 class SymbolicBuildFix:

@@ -16,6 +16,8 @@ import keras
 import tensorflow as tf
 from tensorflow.core.framework import summary_pb2
 
+from r2kd_keras import _compat
+
 
 class CheckpointWriteError(OSError):
     """A checkpoint or output file could not be written (disk full, read-only
@@ -171,9 +173,7 @@ class AtomicBackupAndRestore(keras.callbacks.Callback):
         # Keras's own callback names its single weights file this way.
         weights = metadata.get("weights", "latest.weights.h5")
         self.model.load_weights(os.path.join(self.backup_dir, weights))
-        # How Keras's BackupAndRestore makes `fit` start at the saved epoch
-        # (read in the TensorFlow trainer's `fit`; checked on Keras 3.15).
-        self.model._initial_epoch = metadata["epoch"]
+        _compat.resume_at_epoch(self.model, metadata["epoch"])
 
     def on_epoch_end(self, epoch, logs=None):
         os.makedirs(self.write_dir, exist_ok=True)

@@ -2,7 +2,6 @@
 for real: a Keras or TensorFlow upgrade that breaks one fails here first."""
 
 import inspect
-import os
 
 import keras
 import numpy as np
@@ -53,27 +52,27 @@ def test_maybe_merge_call_runs_fn_once_in_cross_replica_context(mirrored_strateg
     assert [float(v) for v in mirrored_strategy.experimental_local_results(counter)] == [1.0, 1.0]
 
 
-def test_backup_paths_are_where_backup_and_restore_writes(tmp_path):
+class StartAt(keras.callbacks.Callback):
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+        self.seen = []
+
+    def on_train_begin(self, logs=None):
+        _compat.resume_at_epoch(self.model, self.epoch)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.seen.append(epoch)
+
+
+def test_resume_at_epoch_moves_the_start_of_fit():
     model = tiny_model()
     model.compile(optimizer="sgd", loss="mse")
     x, y = np.ones((4, 3), "float32"), np.zeros((4, 2), "float32")
-    backup = keras.callbacks.BackupAndRestore(
-        str(tmp_path / "a"), delete_checkpoint=False, double_checkpoint=True)
-    paths = _compat.backup_paths(backup)
-    assert set(paths) == {"weights", "training_metadata", "prev_weights", "prev_training_metadata"}
-    model.fit(x, y, epochs=2, verbose=0, callbacks=[backup])
-    for key, path in paths.items():
-        assert os.path.isfile(path), key
-
-    moved = keras.callbacks.BackupAndRestore(str(tmp_path / "a"), delete_checkpoint=False)
-    elsewhere = {"weights": str(tmp_path / "w.weights.h5"),
-                 "training_metadata": str(tmp_path / "meta.json")}
-    _compat.set_backup_paths(moved, **elsewhere)
-    assert {k: _compat.backup_paths(moved)[k] for k in elsewhere} == elsewhere
-    model.fit(x, y, epochs=3, verbose=0, callbacks=[moved])
-    assert all(os.path.isfile(path) for path in elsewhere.values())
-    with pytest.raises(ValueError, match=r"unknown keys \['weight'\]"):
-        _compat.set_backup_paths(moved, weight="x")
+    start = StartAt(3)
+    model.fit(x, y, epochs=5, verbose=0, callbacks=[start])
+    assert start.seen == [3, 4]
+    assert int(model.optimizer.iterations.numpy()) == 2
 
 
 class Recorder(_compat.SymbolicBuildFix, keras.Model):
