@@ -40,24 +40,11 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from r2kd_keras import labels as labels_lib
 from r2kd_keras.autoaugment import AutoAugment
 from r2kd_keras.data.preprocessing import resolve_normalization
 
 _PACKAGE = "r2kd_keras"
-
-
-def _one_hot_labels(labels, num_classes):
-    """Float one-hot labels from int ids `(B,)`/`(B, 1)` or one-hot `(B, C)`."""
-    if "int" in str(labels.dtype):
-        if len(labels.shape) == 2 and labels.shape[-1] == 1:
-            labels = ops.squeeze(labels, -1)
-        return ops.one_hot(labels, num_classes, dtype="float32")
-    if labels.shape[-1] is not None and labels.shape[-1] != num_classes:
-        raise ValueError(
-            f"labels of shape {tuple(labels.shape)} are neither int class ids nor "
-            f"one-hot vectors of num_classes={num_classes}."
-        )
-    return ops.cast(labels, "float32")
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)
@@ -153,7 +140,7 @@ class SecondView(keras.layers.Layer):
                 f"{tuple(images.shape)}: apply it after `.batch()`."
             )
         if labels is not None:
-            labels = _one_hot_labels(ops.convert_to_tensor(labels), self.num_classes)
+            labels = labels_lib.to_one_hot(labels, self.num_classes, check_range=False)
         return ops.cast(images, "float32"), labels
 
     def _pack(self, data, images, labels):

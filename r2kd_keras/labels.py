@@ -8,7 +8,8 @@ def _shape_error(labels, num_classes, name):
     shape = tuple(labels.shape)
     return ValueError(
         f"`{name}` must be integer class ids of shape (batch,) or (batch, 1), "
-        f"or one-hot of shape (batch, {num_classes}); received labels of shape "
+        f"or one-hot of shape (batch, {num_classes}) for num_classes={num_classes}; "
+        f"received labels of shape "
         f"{shape} (dtype {labels.dtype.name}). Given the received shape {shape}, "
         f"check the dataset's class count against the model's ({num_classes})."
     )

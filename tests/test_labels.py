@@ -46,7 +46,7 @@ def test_round_trip_inside_a_tf_function():
     "given, match",
     [
         (np.zeros((4, 2, 2)), r"`labels` must be integer class ids.*received labels of shape \(4, 2, 2\)"),
-        (np.zeros((4, 5), "float32"), r"one-hot of shape \(batch, 3\); received labels of shape \(4, 5\)"),
+        (np.zeros((4, 5), "float32"), r"one-hot of shape \(batch, 3\) for num_classes=3; received labels of shape \(4, 5\)"),
         (np.array(["a", "b"]), r"received labels of shape \(2,\) \(dtype string\)"),
     ],
 )
