@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from r2kd_keras import cli, train
+from r2kd_keras import cli, inputs, models, train
 from r2kd_keras.data import NORMALIZATION, idx
 from tests.data import images as im
 from tests.models.test_external import save_tiny_hub_classifier
@@ -106,7 +106,7 @@ def test_unknown_keras_name(tmp_path):
 
 def test_teacher_weights_file_with_other_class_count(tmp_path):
     path = str(tmp_path / "resnet8.keras")
-    train.models_lib.get_model("resnet8", 10, (32, 32, 3)).save(path)
+    models.get_model("resnet8", 10, (32, 32, 3)).save(path)
     config = _config(tmp_path, teacher="resnet8", teacher_weights=path, image_size=32)
     _fails_before_writing(config, ValueError, r"outputs 10 classes, but the data .* has 3")
 
@@ -128,7 +128,7 @@ def test_keras_hub_teacher_is_loaded_as_is_and_checked(tmp_path):
     classifier = save_tiny_hub_classifier(preset, num_classes=3, size=32)
     config = _config(tmp_path, teacher=f"keras_hub:{preset}", image_size=32)
     _, val_ds, info = train.load_data(config)
-    teacher = train.inputs.given_teacher(config, info, (32, 32, 3))
+    teacher = inputs.given_teacher(config, info, (32, 32, 3))
     x = next(iter(val_ds))[0]
     np.testing.assert_allclose(teacher(x), classifier(x), atol=1e-5)
     other = _colour_tree(tmp_path / "four", classes=4)
