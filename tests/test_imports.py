@@ -1,4 +1,9 @@
-"""`import r2kd_keras` stays light: LiteRT and matplotlib load when used."""
+"""`import r2kd_keras` stays light: LiteRT and matplotlib load when used.
+
+TensorFlow itself may import matplotlib (Keras's plotting utilities do when it
+is installed), so the test counts only what the package adds on top of
+`import tensorflow, keras`.
+"""
 
 import os
 import subprocess
@@ -12,11 +17,16 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 @pytest.mark.parametrize("module", ["r2kd_keras", "r2kd_keras.train"])
 def test_import_does_not_load_litert_or_matplotlib(module):
     code = (
-        f"import sys, {module}\n"
-        "heavy = sorted(m for m in ('ai_edge_litert', 'matplotlib') if m in sys.modules)\n"
-        "print(','.join(heavy))\n"
+        "import sys\n"
+        "import keras, tensorflow\n"
+        "before = set(sys.modules)\n"
+        f"import {module}\n"
+        "added = set(sys.modules) - before\n"
+        "heavy = sorted(m for m in ('ai_edge_litert', 'matplotlib') if m in added)\n"
+        "print('HEAVY=' + ','.join(heavy))\n"
     )
     env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="3")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env=env, timeout=120, check=True)
-    assert result.stdout.strip() == "", f"import {module} loaded {result.stdout.strip()}"
+    line = [l for l in result.stdout.splitlines() if l.startswith("HEAVY=")][-1]
+    assert line == "HEAVY=", f"import {module} loaded {line[6:]}"
