@@ -81,7 +81,7 @@ def get_sparsity(model):
     0.8
     """
     per_layer, zeros, size = {}, 0, 0
-    for layer in model._flatten_layers(include_self=True, recursive=True):
+    for layer in magnitude.walk_layers(model):
         kernels = [
             keras.ops.convert_to_numpy(k) for k in magnitude.prunable_kernels(layer)
         ]

@@ -77,8 +77,8 @@ def unprunable_reason(layer, block_size=(1, 1), sparsity_m_by_n=None):
     """
     if isinstance(layer, PruneLowMagnitude):
         return "it is already wrapped with prune_low_magnitude"
-    if not isinstance(layer, magnitude.PRUNABLE_LAYER_TYPES):
-        return "it has no Conv or Dense kernel"
+    if not isinstance(layer, magnitude.PRUNABLE_LAYER_TYPES + (magnitude.PrunableLayer,)):
+        return "it has no Conv or Dense kernel (and is not a PrunableLayer)"
     if sparsity_m_by_n is not None and not isinstance(layer, _M_BY_N_LAYER_TYPES):
         return (
             f"sparsity_m_by_n={sparsity_m_by_n} applies to Conv1D/2D/3D and Dense "
@@ -113,8 +113,14 @@ class PruneLowMagnitude(keras.layers.Wrapper):
     `apply_pruning_masks(model)` after the optimizer step; `UpdatePruningStep`
     does both for `fit`. Biases are never pruned.
 
+    `pruning_step` follows tfmot: -1 until training starts, then the
+    `optimizer.iterations` of the batch being run (0 on the first batch of a
+    fresh run), so `ConstantSparsity(0.5, begin_step=0)` prunes on the very
+    first batch.
+
     Args:
-        layer: a Conv1D/2D/3D, DepthwiseConv2D, SeparableConv2D or Dense layer.
+        layer: a Conv1D/2D/3D, DepthwiseConv2D, SeparableConv2D or Dense
+            layer, or a `PrunableLayer`.
         pruning_schedule: a `PruningSchedule`; default `ConstantSparsity(0.5, 0)`.
         block_size: (height, width) blocks pruned together (Dense kernels only).
         sparsity_m_by_n: (m, n): m zeros in every n consecutive input weights;
@@ -170,7 +176,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             name="pruning_step",
             shape=(),
             dtype="int64",
-            initializer="zeros",
+            initializer=keras.initializers.Constant(-1),
             trainable=False,
             aggregation="only_first_replica",
         )
@@ -190,7 +196,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         if training and keras.backend.backend() == "tensorflow":
             tf.debugging.assert_greater_equal(
                 self.pruning_step.value,
-                tf.constant(1, "int64"),
+                tf.constant(0, "int64"),
                 message=_MISSING_STEP_MESSAGE,
             )
         return self.layer(inputs, training=training)
@@ -222,12 +228,14 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         def update_masks():
             for mask, kernel in zip(masks, kernels):
                 mask.assign(self.new_mask(tf.convert_to_tensor(kernel), sparsity))
-            # Between updates apply_pruning_masks keeps kernels masked, so
-            # the kernels need masking only when the masks change.
-            _mask_on_device(masks, kernels)
             return tf.constant(True)
 
-        tf.cond(should_prune, update_masks, lambda: tf.constant(False))
+        with tf.control_dependencies(
+            [tf.cond(should_prune, update_masks, lambda: tf.constant(False))]
+        ):
+            # Every step, as tfmot's forward pass does: a loop that never
+            # calls apply_pruning_masks (tfmot's guide) still trains masked.
+            _mask_on_device(masks, kernels)
 
     def get_config(self):
         config = super().get_config()
@@ -266,7 +274,7 @@ def pruning_wrappers(model):
     """
     return [
         layer
-        for layer in model._flatten_layers(include_self=True, recursive=True)
+        for layer in magnitude.walk_layers(model)
         if isinstance(layer, PruneLowMagnitude)
     ]
 
@@ -321,10 +329,10 @@ def _run_on_devices(wrappers, per_device):
 def begin_pruning_step(model):
     """Advances pruning by one training step; call before the forward pass.
 
-    Every wrapper's `pruning_step` goes up by one (1 on the first step); where
-    the schedule says so, masks are recomputed from the current kernels and
-    the kernels multiplied by them (at other steps `apply_pruning_masks`
-    after the previous optimizer step already left them masked). Safe inside
+    Every wrapper's `pruning_step` goes up by one (from -1 to 0 on the first
+    step, tfmot's numbering); where the schedule says so at that step, masks
+    are recomputed from the current kernels; then the kernels are multiplied
+    by the masks, so the forward pass sees pruned weights. Safe inside
     `tf.function` and in replica context under `tf.distribute` strategies. A
     no-op (no ops at all) for a model without wrappers.
 
