@@ -7,6 +7,11 @@ one-shot teacher pruning of R2KD.
 
 from r2kd_keras.pruning.callbacks import PruningSummaries
 from r2kd_keras.pruning.callbacks import UpdatePruningStep
+from r2kd_keras.pruning.channels import ChannelGraph
+from r2kd_keras.pruning.filters import PruneFilters
+from r2kd_keras.pruning.filters import finalize
+from r2kd_keras.pruning.filters import prune_filters
+from r2kd_keras.pruning.filters import shrink
 from r2kd_keras.pruning.magnitude import PrunableLayer
 from r2kd_keras.pruning.magnitude import magnitude_mask
 from r2kd_keras.pruning.magnitude import prunable_kernels

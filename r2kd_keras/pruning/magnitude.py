@@ -61,8 +61,11 @@ def walk_layers(layer):
         stack.extend(reversed(children))
 
 
-def _zero_lowest(scores, n_pruned):
+def zero_lowest(scores, n_pruned):
     """0/1 mask zeroing the `n_pruned` lowest scores along the last axis.
+
+    Example:
+    >>> zero_lowest(keras.ops.convert_to_tensor([3.0, 1.0, 2.0]), 1)  # [1, 0, 1]
 
     Ranking twice (argsort of argsort) gives each entry its rank; ties are
     ranked by position, so exactly `n_pruned` entries are zeroed and the
@@ -91,7 +94,7 @@ def magnitude_mask_tensor(weights, sparsity):
     n_pruned = keras.ops.cast(
         keras.ops.round(keras.ops.cast(sparsity, "float64") * size), "int32"
     )
-    mask = keras.ops.reshape(_zero_lowest(flat, n_pruned), weights.shape)
+    mask = keras.ops.reshape(zero_lowest(flat, n_pruned), weights.shape)
     return keras.ops.cast(mask, weights.dtype)
 
 
@@ -150,7 +153,7 @@ def m_by_n_mask(weights, m_by_n):
     m, n = m_by_n
     moved = keras.ops.moveaxis(keras.ops.abs(weights), -2, -1)
     groups = keras.ops.reshape(moved, (-1, n))
-    mask = keras.ops.reshape(_zero_lowest(groups, m), moved.shape)
+    mask = keras.ops.reshape(zero_lowest(groups, m), moved.shape)
     return keras.ops.cast(keras.ops.moveaxis(mask, -1, -2), weights.dtype)
 
 

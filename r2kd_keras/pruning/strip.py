@@ -13,6 +13,8 @@ def copy_layer(layer):
     Example:
     >>> twin = copy_layer(model.get_layer("conv1"))
     """
+    if not isinstance(layer, keras.layers.Layer):
+        return layer  # a stateless operation of the graph (`x + 3.0`)
     copy = layer.__class__.from_config(layer.get_config())
     if layer.built and layer.weights:
         copy.build_from_config(layer.get_build_config())
