@@ -23,6 +23,7 @@ from r2kd_keras.pruning.prune import prune_scope
 from r2kd_keras.pruning.schedules import ConstantSparsity
 from r2kd_keras.pruning.schedules import PolynomialDecay
 from r2kd_keras.pruning.schedules import PruningSchedule
+from r2kd_keras.pruning.structure import prune_for_structure
 from r2kd_keras.pruning.strip import get_sparsity
 from r2kd_keras.pruning.strip import strip_pruning
 from r2kd_keras.pruning.wrapper import PruneLowMagnitude
