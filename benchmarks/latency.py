@@ -121,11 +121,14 @@ def prune_and_finetune(dense, structure, sparsity, x, y, steps):
     if structure is not None:
         schedule = pruning.ConstantSparsity(sparsity, 0, end_step=0)
         student = pruning.prune_for_structure(student, structure, schedule)
-    distiller = R2KDDistiller(student=student, teacher=dense)
-    distiller.compile(optimizer=keras.optimizers.Adam(1e-3))
-    count = steps * BATCH
-    distiller.fit(x[:count], y[:count], batch_size=BATCH, epochs=1, verbose=0,
-                  callbacks=[pruning.UpdatePruningStep()])
+    if steps:
+        distiller = R2KDDistiller(student=student, teacher=dense)
+        distiller.compile(optimizer=keras.optimizers.Adam(1e-3))
+        count = steps * BATCH
+        distiller.fit(x[:count], y[:count], batch_size=BATCH, epochs=1, verbose=0,
+                      callbacks=[pruning.UpdatePruningStep()])
+    else:
+        pruning.begin_pruning_step(student)  # step 0: the one-shot masks
     return pruning.finalize(student) if structure is not None else student
 
 
@@ -165,7 +168,7 @@ def interleaved_latency(paths, size, threads, rounds, reps):
     return {key: statistics.median(values) for key, values in samples.items()}
 
 
-def run(args):
+def run(args, on_rows):
     x, y = fashion_mnist("train", args.train_examples)
     x_test, y_test = fashion_mnist("val", args.test_examples)
     calibration = x[: args.calibration_examples]
@@ -175,6 +178,8 @@ def run(args):
         dense = train_dense(name, x, y, args.epochs)
         finals = {}
         for label, structure, sparsity in CONFIGS:
+            if label not in args.configs:
+                continue
             try:
                 final = prune_and_finetune(dense, structure, sparsity, x, y,
                                            args.finetune_steps)
@@ -185,7 +190,7 @@ def run(args):
                 np.argmax(final.predict(x_test, verbose=0), -1) == y_test
             ))
             finals[label] = (final, accuracy)
-        for size in (32, args.large_input):
+        for size in (32, args.large_input) if args.large_input else (32,):
             labels = [c[0] for c in CONFIGS if c[0] in finals and (
                 size == 32 or c[0] in LARGE_CONFIGS)]
             for quantize in (None, "int8"):
@@ -223,6 +228,7 @@ def run(args):
                         "top1": finals[label][1] if size == 32 else None,
                     })
                     print(json.dumps(rows[-1]), flush=True)
+                on_rows(rows)
     return rows
 
 
@@ -240,7 +246,7 @@ def write(args, rows, seconds):
         f"Students trained {args.epochs} epoch(s) on {args.train_examples} Fashion-MNIST "
         "images (32x32x3); each configuration starts from that dense student, is "
         "pruned one-shot with `pruning.prune_for_structure` and fine-tuned "
-        f"{args.finetune_steps} steps with `R2KDDistiller` (dense student as "
+        f"{args.finetune_steps} steps (0: none) with `R2KDDistiller` (dense student as "
         "teacher; the dense row gets the same steps), then `pruning.finalize`. "
         f"Top-1 on {args.test_examples} test images (32x32 only; the "
         f"{args.large_input}x{args.large_input} rows reuse the same weights on "
@@ -279,8 +285,11 @@ def parse_args(argv=None):
     parser.add_argument("--large_input", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=15)
     parser.add_argument("--reps", type=int, default=10)
+    parser.add_argument("--configs", default=",".join(c[0] for c in CONFIGS),
+                        help="comma-separated labels of CONFIGS; 'dense' is needed")
     parser.add_argument("--out", default="benchmarks/results/latency")
     args = parser.parse_args(argv)
+    args.configs = args.configs.split(",")
     args.argv = list(argv if argv is not None else sys.argv[1:])
     return args
 
@@ -288,7 +297,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     start = time.time()
-    rows = run(args)
+    rows = run(args, lambda rows: write(args, rows, time.time() - start))
     write(args, rows, time.time() - start)
 
 
