@@ -245,12 +245,15 @@ def write(args, rows, seconds):
         "",
         f"Students trained {args.epochs} epoch(s) on {args.train_examples} Fashion-MNIST "
         "images (32x32x3); each configuration starts from that dense student, is "
-        "pruned one-shot with `pruning.prune_for_structure` and fine-tuned "
-        f"{args.finetune_steps} steps (0: none) with `R2KDDistiller` (dense student as "
-        "teacher; the dense row gets the same steps), then `pruning.finalize`. "
-        f"Top-1 on {args.test_examples} test images (32x32 only; the "
-        f"{args.large_input}x{args.large_input} rows reuse the same weights on "
-        "upsampled inputs, for latency and size). int8 = full integer with int8 io. "
+        "pruned one-shot with `pruning.prune_for_structure`, "
+        + (f"fine-tuned {args.finetune_steps} steps with `R2KDDistiller` (dense "
+           "student as teacher; the dense row gets the same steps)"
+           if args.finetune_steps else "not fine-tuned (masks set by one pruning step)")
+        + ", then `pruning.finalize`. "
+        f"Top-1 on {args.test_examples} test images"
+        + (f" (32x32 only; the {args.large_input}x{args.large_input} rows reuse the "
+           "same weights, for latency and size)" if args.large_input else "")
+        + ". int8 = full integer with int8 io. "
         f"Latency: median over {args.rounds} interleaved rounds x {args.reps} "
         "invocations; `x dense` is the ratio to the dense file timed in the same "
         "rounds. FLOPs: 2 x multiply-adds of Conv/Dense layers as executed "
