@@ -174,7 +174,6 @@ def test_global_scope_ranks_across_layers_and_keeps_one_per_layer():
     np.testing.assert_array_equal(masks["large"], [0, 1, 1, 1])
 
 
-@pytest.mark.large  # ~30 s on the shared 2-core machine
 def test_fit_with_callback_prunes_filters_on_every_replica(mirrored_strategy):
     strategy = mirrored_strategy
     images, labels = fashion_mnist(64)
@@ -196,7 +195,7 @@ def test_fit_with_callback_prunes_filters_on_every_replica(mirrored_strategy):
     assert finalize(model).get_layer("conv").filters == 4
 
 
-@pytest.mark.large  # ~20 s on the shared 2-core machine
+@pytest.mark.large  # 12 s idle, ~20 s on the loaded machine
 def test_in_distiller_and_through_save_load(tmp_path):
     images, labels = fashion_mnist(32)
     student = prune_for_structure(small_cnn(seed=2), "filters", ConstantSparsity(0.5, 0))
