@@ -79,6 +79,10 @@ class ExportReport:
         latency_ms: median LiteRT latency of one image (batch 1), in ms.
         num_threads: LiteRT threads used for the timing.
         notes: decisions taken during export, in words.
+        dense_latency_ms: for a sparse-encoded file, the latency of the same
+            model converted with dense storage, timed in alternation with
+            `latency_ms` (whether LiteRT runs the sparse file faster); else
+            `None`.
 
     Example:
     >>> report = to_tflite(student, "student.tflite", verify=x_test)
@@ -104,6 +108,7 @@ class ExportReport:
     latency_ms: float
     num_threads: int
     notes: tuple = ()
+    dense_latency_ms: float | None = None
 
     _COLUMNS = (
         ("file", lambda r: os.path.basename(r.path)),
@@ -118,6 +123,7 @@ class ExportReport:
         ("acc Keras", lambda r: _fmt(r.accuracy_keras, ".1%")),
         ("acc LiteRT", lambda r: _fmt(r.accuracy_litert, ".1%")),
         ("ms / image", lambda r: f"{r.latency_ms:.3f}"),
+        ("ms dense enc.", lambda r: _fmt(r.dense_latency_ms, ".3f")),
     )
 
     @classmethod
@@ -167,6 +173,11 @@ class ExportReport:
             f"  latency: {self.latency_ms:.3f} ms / image "
             f"(median, batch 1, {self.num_threads} thread(s))"
         )
+        if self.dense_latency_ms is not None:
+            lines.append(
+                f"  same model stored dense: {self.dense_latency_ms:.3f} ms / image "
+                f"(sparse / dense {self.latency_ms / self.dense_latency_ms:.2f})"
+            )
         lines.extend(f"  note: {note}" for note in self.notes)
         return "\n".join(lines)
 
@@ -261,7 +272,14 @@ def to_tflite(
         )
         runner = _LiteRTRunner(tmp_path, num_threads)
         comparison = _compare(model, runner, verify_x, verify_y)
-        latency_ms = runner.latency_ms(input_shape, latency_runs)
+        if sparse_encoding:
+            latency_ms, dense_latency_ms = _sparse_and_dense_latency(
+                model, runner, input_shape, latency_runs, num_threads,
+                quantize=quantize, calibration=calibration, inference_io=inference_io,
+            )
+        else:
+            latency_ms = runner.latency_ms(input_shape, latency_runs)
+            dense_latency_ms = None
         raw = _read(tmp_path)
         os.replace(tmp_path, path)
     except BaseException:
@@ -281,8 +299,27 @@ def to_tflite(
         latency_ms=latency_ms,
         num_threads=num_threads,
         notes=tuple(notes),
+        dense_latency_ms=dense_latency_ms,
         **comparison,
     )
+
+
+def _sparse_and_dense_latency(model, runner, input_shape, runs, num_threads, **options):
+    """Latency of the sparse file and of the model stored dense, timed in
+    alternating rounds (the machine's load drifts), medians of the rounds."""
+    dense_path = _reserve_temp_file(runner.path + ".dense.tflite")
+    try:
+        _write_converted(model, dense_path, sparse=False, **options)
+        dense = _LiteRTRunner(dense_path, num_threads)
+        rounds = min(5, runs)
+        per_round = max(1, runs // rounds)
+        sparse_ms, dense_ms = [], []
+        for _ in range(rounds):
+            sparse_ms.append(runner.latency_ms(input_shape, per_round))
+            dense_ms.append(dense.latency_ms(input_shape, per_round))
+    finally:
+        os.remove(dense_path)
+    return statistics.median(sparse_ms), statistics.median(dense_ms)
 
 
 def _weight_sparsity(model):
@@ -535,6 +572,7 @@ class _LiteRTRunner:
     that hide int8 io quantization, and single-image timing."""
 
     def __init__(self, path, num_threads):
+        self.path = path
         self._interpreter = Interpreter(model_path=path, num_threads=num_threads)
         self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]

@@ -252,6 +252,11 @@ def test_sparse_model_is_small_after_gzip(tmp_path, sparse80, data, float32_expo
     assert sparse.weight_sparsity == pytest.approx(0.8, abs=0.01)
     assert sparse.bytes_gzip <= 0.35 * dense.bytes_gzip
     assert sparse.sparse_encoding
+    # The same model stored dense is timed too, so the report says whether
+    # LiteRT runs the sparse file any faster.
+    assert 0 < sparse.dense_latency_ms < 1000
+    assert "same model stored dense" in str(sparse)
+    assert dense.dense_latency_ms is None
     got, _ = _litert(tmp_path / "sparse.tflite", x_test)
     assert np.max(np.abs(got - _keras(sparse80, x_test))) <= 1e-4
 

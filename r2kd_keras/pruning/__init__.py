@@ -7,14 +7,23 @@ one-shot teacher pruning of R2KD.
 
 from r2kd_keras.pruning.callbacks import PruningSummaries
 from r2kd_keras.pruning.callbacks import UpdatePruningStep
+from r2kd_keras.pruning.channels import ChannelGraph
+from r2kd_keras.pruning.filters import PruneFilters
+from r2kd_keras.pruning.filters import finalize
+from r2kd_keras.pruning.filters import prune_filters
+from r2kd_keras.pruning.filters import shrink
+from r2kd_keras.pruning.magnitude import PrunableLayer
 from r2kd_keras.pruning.magnitude import magnitude_mask
 from r2kd_keras.pruning.magnitude import prunable_kernels
 from r2kd_keras.pruning.magnitude import prune_teacher
+from r2kd_keras.pruning.prune import PruneForLatencyOnXNNPack
 from r2kd_keras.pruning.prune import PruningPolicy
 from r2kd_keras.pruning.prune import prune_low_magnitude
+from r2kd_keras.pruning.prune import prune_scope
 from r2kd_keras.pruning.schedules import ConstantSparsity
 from r2kd_keras.pruning.schedules import PolynomialDecay
 from r2kd_keras.pruning.schedules import PruningSchedule
+from r2kd_keras.pruning.structure import prune_for_structure
 from r2kd_keras.pruning.strip import get_sparsity
 from r2kd_keras.pruning.strip import strip_pruning
 from r2kd_keras.pruning.wrapper import PruneLowMagnitude

@@ -10,20 +10,43 @@ from r2kd_keras.pruning.wrapper import pruning_wrappers
 
 
 class UpdatePruningStep(keras.callbacks.Callback):
-    """Drives the pruning wrappers during a plain `model.fit`.
+    """Drives the pruning wrappers during `model.fit` (tfmot's numbering).
 
-    Before each batch it runs `begin_pruning_step(model)`, after it
-    `apply_pruning_masks(model)`, so pruned weights are exactly zero after
-    every optimizer step. A model whose class sets `drives_pruning = True`
-    (such as `R2KDDistiller`) calls both in its own `train_step`; the
-    callback then does nothing, so steps are not counted twice.
+    At the start of training every wrapper's `pruning_step` is set so the
+    first batch runs at step `optimizer.iterations` (0 for a fresh run, the
+    restored count for a resumed or reloaded one), exactly as tfmot's
+    callback does. Before each batch it runs `begin_pruning_step(model)`,
+    after it `apply_pruning_masks(model)`, so pruned weights are exactly zero
+    after every optimizer step; at the end of each epoch the masks are
+    applied once more (tfmot's `on_epoch_end`, which a custom loop calls).
+    A model whose class sets `drives_pruning = True` (such as
+    `R2KDDistiller`) steps its wrappers in its own `train_step`; the
+    callback then only sets the step at the start of training.
 
     Example:
     >>> pruned.fit(ds, epochs=3, callbacks=[UpdatePruningStep()])
+
+    tfmot's custom-loop pattern works as well:
+    >>> step_callback = UpdatePruningStep()
+    >>> step_callback.set_model(pruned)
+    >>> pruned.optimizer = optimizer
+    >>> step_callback.on_train_begin()
+    >>> for x, y in ds:
+    ...     step_callback.on_train_batch_begin(batch=-1)
+    ...     ...  # forward, gradients, optimizer.apply_gradients(...)
+    >>> step_callback.on_epoch_end(batch=-1)
     """
 
     def on_train_begin(self, logs=None):
-        self._active = bool(pruning_wrappers(self.model)) and not getattr(
+        wrappers = [w for w in pruning_wrappers(self.model) if w.built]
+        optimizer = getattr(self.model, "optimizer", None)
+        if wrappers and optimizer is not None:
+            # The next begin_pruning_step adds one: the first batch runs at
+            # step `iterations`, tfmot's `pruning_step` for that batch.
+            step = int(keras.ops.convert_to_numpy(optimizer.iterations)) - 1
+            for wrapper in wrappers:
+                wrapper.pruning_step.assign(step)
+        self._active = bool(wrappers) and not getattr(
             self.model, "drives_pruning", False
         )
         if not self._active:
@@ -46,6 +69,12 @@ class UpdatePruningStep(keras.callbacks.Callback):
             self._begin()
 
     def on_train_batch_end(self, batch, logs=None):
+        if self._active:
+            self._apply()
+
+    # tfmot names the first argument `batch`; its guide calls
+    # `on_epoch_end(batch=-1)`, Keras passes the epoch positionally.
+    def on_epoch_end(self, batch, logs=None):
         if self._active:
             self._apply()
 
@@ -107,7 +136,7 @@ class PruningSummaries(keras.callbacks.Callback):
         if self.update_freq != "epoch" and (batch + 1) % self.update_freq == 0:
             self._write()
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, batch, logs=None):
         if self.update_freq == "epoch":
             self._write()
 

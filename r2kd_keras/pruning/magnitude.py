@@ -1,6 +1,8 @@
 """Magnitude masks: the one piece of pruning maths shared by the one-shot
 teacher pruning of R2KD and the scheduled student pruning."""
 
+import abc
+
 import keras
 import numpy as np
 
@@ -14,8 +16,56 @@ PRUNABLE_LAYER_TYPES = (
 )
 
 
-def _zero_lowest(scores, n_pruned):
+class PrunableLayer(abc.ABC):
+    """Mixin for a custom layer that says which of its weights are pruned.
+
+    `prune_low_magnitude` wraps any layer that inherits from it and prunes
+    exactly the variables `get_prunable_weights()` returns (tfmot's
+    `PrunableLayer`). Return kernels, not biases.
+
+    Example:
+    >>> class Scale(keras.layers.Layer, PrunableLayer):
+    ...     def build(self, input_shape):
+    ...         self.w = self.add_weight(shape=(input_shape[-1], 4))
+    ...     def call(self, x):
+    ...         return x @ self.w
+    ...     def get_prunable_weights(self):
+    ...         return [self.w]
+    """
+
+    @abc.abstractmethod
+    def get_prunable_weights(self):
+        """The variables to prune (a list; empty before `build`)."""
+        raise NotImplementedError
+
+
+def walk_layers(layer):
+    """`layer` and every layer nested in it, depth first, each once.
+
+    Public recursion over `Model.layers` and `Wrapper.layer`, as tfmot's
+    callbacks collect their layers.
+
+    Example:
+    >>> [l.name for l in walk_layers(model)]
+    """
+    seen, stack = set(), [layer]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        children = list(getattr(current, "layers", None) or [])
+        if isinstance(current, keras.layers.Wrapper):
+            children.append(current.layer)
+        stack.extend(reversed(children))
+
+
+def zero_lowest(scores, n_pruned):
     """0/1 mask zeroing the `n_pruned` lowest scores along the last axis.
+
+    Example:
+    >>> zero_lowest(keras.ops.convert_to_tensor([3.0, 1.0, 2.0]), 1)  # [1, 0, 1]
 
     Ranking twice (argsort of argsort) gives each entry its rank; ties are
     ranked by position, so exactly `n_pruned` entries are zeroed and the
@@ -44,7 +94,7 @@ def magnitude_mask_tensor(weights, sparsity):
     n_pruned = keras.ops.cast(
         keras.ops.round(keras.ops.cast(sparsity, "float64") * size), "int32"
     )
-    mask = keras.ops.reshape(_zero_lowest(flat, n_pruned), weights.shape)
+    mask = keras.ops.reshape(zero_lowest(flat, n_pruned), weights.shape)
     return keras.ops.cast(mask, weights.dtype)
 
 
@@ -103,7 +153,7 @@ def m_by_n_mask(weights, m_by_n):
     m, n = m_by_n
     moved = keras.ops.moveaxis(keras.ops.abs(weights), -2, -1)
     groups = keras.ops.reshape(moved, (-1, n))
-    mask = keras.ops.reshape(_zero_lowest(groups, m), moved.shape)
+    mask = keras.ops.reshape(zero_lowest(groups, m), moved.shape)
     return keras.ops.cast(keras.ops.moveaxis(mask, -1, -2), weights.dtype)
 
 
@@ -136,8 +186,11 @@ def magnitude_mask(weights, sparsity):
 def prunable_kernels(layer):
     """The kernel variables of `layer` that magnitude pruning applies to.
 
-    Biases, BatchNorm parameters and embeddings are never pruned.
+    Biases, BatchNorm parameters and embeddings are never pruned; a
+    `PrunableLayer` chooses its own.
     """
+    if isinstance(layer, PrunableLayer):
+        return list(layer.get_prunable_weights() if layer.built else [])
     if isinstance(layer, keras.layers.SeparableConv2D):
         return [layer.depthwise_kernel, layer.pointwise_kernel]
     if isinstance(layer, keras.layers.DepthwiseConv2D):
@@ -148,8 +201,10 @@ def prunable_kernels(layer):
 
 
 def _leaf_layers(model):
-    for layer in model._flatten_layers(include_self=False, recursive=True):
-        if not list(layer._flatten_layers(include_self=False, recursive=False)):
+    for layer in walk_layers(model):
+        if layer is not model and not isinstance(
+            layer, (keras.Model, keras.layers.Wrapper)
+        ):
             yield layer
 
 

@@ -1,7 +1,7 @@
 """Pruning schedules with the step semantics of `tfmot.sparsity.keras`.
 
-A schedule is called with the wrapper's pruning step (1 on the first training
-step, as tfmot's wrapper sees `optimizer.iterations + 1`) and returns
+A schedule is called with the wrapper's pruning step (tfmot's numbering: the
+`optimizer.iterations` of the batch, 0 on the first batch) and returns
 `(should_prune, sparsity)`. Masks are recomputed only on steps where
 `should_prune` is true: `step` in [`begin_step`, `end_step`] (no upper bound
 when `end_step == -1`) and `(step - begin_step) % frequency == 0`. Before

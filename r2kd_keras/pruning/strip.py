@@ -13,6 +13,8 @@ def copy_layer(layer):
     Example:
     >>> twin = copy_layer(model.get_layer("conv1"))
     """
+    if not isinstance(layer, keras.layers.Layer):
+        return layer  # a stateless operation of the graph (`x + 3.0`)
     copy = layer.__class__.from_config(layer.get_config())
     if layer.built and layer.weights:
         copy.build_from_config(layer.get_build_config())
@@ -81,7 +83,7 @@ def get_sparsity(model):
     0.8
     """
     per_layer, zeros, size = {}, 0, 0
-    for layer in model._flatten_layers(include_self=True, recursive=True):
+    for layer in magnitude.walk_layers(model):
         kernels = [
             keras.ops.convert_to_numpy(k) for k in magnitude.prunable_kernels(layer)
         ]

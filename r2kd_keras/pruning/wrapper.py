@@ -77,8 +77,8 @@ def unprunable_reason(layer, block_size=(1, 1), sparsity_m_by_n=None):
     """
     if isinstance(layer, PruneLowMagnitude):
         return "it is already wrapped with prune_low_magnitude"
-    if not isinstance(layer, magnitude.PRUNABLE_LAYER_TYPES):
-        return "it has no Conv or Dense kernel"
+    if not isinstance(layer, magnitude.PRUNABLE_LAYER_TYPES + (magnitude.PrunableLayer,)):
+        return "it has no Conv or Dense kernel (and is not a PrunableLayer)"
     if sparsity_m_by_n is not None and not isinstance(layer, _M_BY_N_LAYER_TYPES):
         return (
             f"sparsity_m_by_n={sparsity_m_by_n} applies to Conv1D/2D/3D and Dense "
@@ -113,8 +113,14 @@ class PruneLowMagnitude(keras.layers.Wrapper):
     `apply_pruning_masks(model)` after the optimizer step; `UpdatePruningStep`
     does both for `fit`. Biases are never pruned.
 
+    `pruning_step` follows tfmot: -1 until training starts, then the
+    `optimizer.iterations` of the batch being run (0 on the first batch of a
+    fresh run), so `ConstantSparsity(0.5, begin_step=0)` prunes on the very
+    first batch.
+
     Args:
-        layer: a Conv1D/2D/3D, DepthwiseConv2D, SeparableConv2D or Dense layer.
+        layer: a Conv1D/2D/3D, DepthwiseConv2D, SeparableConv2D or Dense
+            layer, or a `PrunableLayer`.
         pruning_schedule: a `PruningSchedule`; default `ConstantSparsity(0.5, 0)`.
         block_size: (height, width) blocks pruned together (Dense kernels only).
         sparsity_m_by_n: (m, n): m zeros in every n consecutive input weights;
@@ -170,7 +176,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             name="pruning_step",
             shape=(),
             dtype="int64",
-            initializer="zeros",
+            initializer=keras.initializers.Constant(-1),
             trainable=False,
             aggregation="only_first_replica",
         )
@@ -190,7 +196,7 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         if training and keras.backend.backend() == "tensorflow":
             tf.debugging.assert_greater_equal(
                 self.pruning_step.value,
-                tf.constant(1, "int64"),
+                tf.constant(0, "int64"),
                 message=_MISSING_STEP_MESSAGE,
             )
         return self.layer(inputs, training=training)
@@ -214,20 +220,27 @@ class PruneLowMagnitude(keras.layers.Wrapper):
             return magnitude.block_magnitude_mask(kernel, sparsity, self.block_size)
         return magnitude.magnitude_mask_tensor(kernel, sparsity)
 
-    def _advance_on_device(self, step, masks, kernels):
-        """One replica's pruning step: count, maybe re-mask, mask kernels."""
-        new_step = step.assign_add(1)
-        should_prune, sparsity = self.pruning_schedule(new_step)
+    @staticmethod
+    def advance_on_device(wrappers, steps, masks, kernels):
+        """One replica's pruning step for `wrappers` (see `_run_on_devices`):
+        count, re-mask where the schedule says so, mask the kernels."""
+        for wrapper, step, wrapper_masks, wrapper_kernels in zip(
+            wrappers, steps, masks, kernels
+        ):
+            should_prune, sparsity = wrapper.pruning_schedule(step.assign_add(1))
 
-        def update_masks():
-            for mask, kernel in zip(masks, kernels):
-                mask.assign(self.new_mask(tf.convert_to_tensor(kernel), sparsity))
-            # Between updates apply_pruning_masks keeps kernels masked, so
-            # the kernels need masking only when the masks change.
-            _mask_on_device(masks, kernels)
-            return tf.constant(True)
+            def update_masks(wrapper=wrapper, masks=wrapper_masks,
+                             kernels=wrapper_kernels, sparsity=sparsity):
+                for mask, kernel in zip(masks, kernels):
+                    mask.assign(wrapper.new_mask(tf.convert_to_tensor(kernel), sparsity))
+                return tf.constant(True)
 
-        tf.cond(should_prune, update_masks, lambda: tf.constant(False))
+            with tf.control_dependencies(
+                [tf.cond(should_prune, update_masks, lambda: tf.constant(False))]
+            ):
+                # Every step, as tfmot's forward pass does: a loop that never
+                # calls apply_pruning_masks (tfmot's guide) still trains masked.
+                mask_on_device(wrapper_masks, wrapper_kernels)
 
     def get_config(self):
         config = super().get_config()
@@ -247,7 +260,8 @@ class PruneLowMagnitude(keras.layers.Wrapper):
         return super().from_config(config, custom_objects=custom_objects)
 
 
-def _mask_on_device(masks, kernels):
+def mask_on_device(masks, kernels):
+    """`kernel *= mask` for each pair (variables of one device)."""
     for mask, kernel in zip(masks, kernels):
         kernel.assign(kernel * mask)
 
@@ -266,7 +280,7 @@ def pruning_wrappers(model):
     """
     return [
         layer
-        for layer in model._flatten_layers(include_self=True, recursive=True)
+        for layer in magnitude.walk_layers(model)
         if isinstance(layer, PruneLowMagnitude)
     ]
 
@@ -276,39 +290,32 @@ def _tf_variable(variable):
 
 
 def _run_on_devices(wrappers, per_device):
-    """Runs `per_device(wrapper, step, masks, kernels)` on each replica's copy.
+    """Runs `per_device(wrappers, steps, masks, kernels)` on each replica's copy.
 
-    A MirroredVariable whose aggregation is "none" (every Keras kernel)
-    cannot be assigned in replica context; like Keras's optimizer we move to
-    cross-replica context (`merge_call`) and update each device's copy with
-    `extended.update`, from that device's own values. Replicas hold
-    identical weights, so they compute identical masks. Without a strategy
-    this is a plain call.
+    `steps` holds each wrapper's step variable, `masks` and `kernels` a list
+    per wrapper, all of one device. A MirroredVariable whose aggregation is
+    "none" (every Keras kernel) cannot be assigned in replica context; like
+    Keras's optimizer we move to cross-replica context (`merge_call`) and
+    update each device's copy with `extended.update`, from that device's own
+    values. Replicas hold identical weights, so they compute identical masks.
+    Without a strategy this is a plain call.
     """
-    groups = [
-        (
-            wrapper,
-            _tf_variable(wrapper.pruning_step),
-            [_tf_variable(m) for m in wrapper.masks],
-            [_tf_variable(k) for k in wrapper.kernels],
-        )
-        for wrapper in wrappers
-    ]
-    if not isinstance(groups[0][1], tf.distribute.DistributedValues):
-        for wrapper, step, masks, kernels in groups:
-            per_device(wrapper, step, masks, kernels)
+    steps = [_tf_variable(w.pruning_step) for w in wrappers]
+    masks = [[_tf_variable(m) for m in w.masks] for w in wrappers]
+    kernels = [[_tf_variable(k) for k in w.kernels] for w in wrappers]
+    if not isinstance(steps[0], tf.distribute.DistributedValues):
+        per_device(wrappers, steps, masks, kernels)
         return
 
     def update_all(strategy):
-        for wrapper, step, masks, kernels in groups:
-            strategy.extended.update(
-                step,
-                lambda local_step, m, k, w=wrapper: per_device(w, local_step, m, k),
-                args=(masks, kernels),
-                group=True,
-            )
+        strategy.extended.update(
+            steps[0],
+            lambda _, s, m, k: per_device(wrappers, s, m, k),
+            args=(steps, masks, kernels),
+            group=True,
+        )
 
-    strategy = groups[0][1].distribute_strategy
+    strategy = steps[0].distribute_strategy
     if tf.distribute.in_cross_replica_context():
         update_all(strategy)
     elif tf.distribute.has_strategy():
@@ -318,13 +325,22 @@ def _run_on_devices(wrappers, per_device):
             update_all(strategy)
 
 
+def _by_kind(model):
+    """Built wrappers of `model`, grouped by class (in first-seen order)."""
+    kinds = {}
+    for wrapper in pruning_wrappers(model):
+        if wrapper.built:
+            kinds.setdefault(type(wrapper), []).append(wrapper)
+    return kinds.items()
+
+
 def begin_pruning_step(model):
     """Advances pruning by one training step; call before the forward pass.
 
-    Every wrapper's `pruning_step` goes up by one (1 on the first step); where
-    the schedule says so, masks are recomputed from the current kernels and
-    the kernels multiplied by them (at other steps `apply_pruning_masks`
-    after the previous optimizer step already left them masked). Safe inside
+    Every wrapper's `pruning_step` goes up by one (from -1 to 0 on the first
+    step, tfmot's numbering); where the schedule says so at that step, masks
+    are recomputed from the current kernels; then the kernels are multiplied
+    by the masks, so the forward pass sees pruned weights. Safe inside
     `tf.function` and in replica context under `tf.distribute` strategies. A
     no-op (no ops at all) for a model without wrappers.
 
@@ -337,13 +353,8 @@ def begin_pruning_step(model):
     ...     ...  # forward, gradients, self.optimizer.apply(...)
     ...     apply_pruning_masks(self.student)
     """
-    wrappers = [w for w in pruning_wrappers(model) if w.built]
-    if wrappers:
-        _run_on_devices(
-            wrappers, lambda w, step, masks, kernels: w._advance_on_device(
-                step, masks, kernels
-            )
-        )
+    for kind, wrappers in _by_kind(model):
+        _run_on_devices(wrappers, kind.advance_on_device)
 
 
 def apply_pruning_masks(model):
@@ -360,8 +371,10 @@ def apply_pruning_masks(model):
     >>> self.optimizer.apply(grads, self.student.trainable_variables)
     >>> apply_pruning_masks(self.student)
     """
-    wrappers = [w for w in pruning_wrappers(model) if w.built]
-    if wrappers:
-        _run_on_devices(
-            wrappers, lambda w, step, masks, kernels: _mask_on_device(masks, kernels)
-        )
+    for _, wrappers in _by_kind(model):
+        _run_on_devices(wrappers, _mask_all)
+
+
+def _mask_all(wrappers, steps, masks, kernels):
+    for wrapper_masks, wrapper_kernels in zip(masks, kernels):
+        mask_on_device(wrapper_masks, wrapper_kernels)

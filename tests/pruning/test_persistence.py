@@ -23,8 +23,9 @@ STEPS_PER_EPOCH = 3
 
 
 def _schedule():
-    # Updates at steps 2, 4, ..., 12: pruning goes on across the interruption.
-    return PolynomialDecay(0.0, 0.75, begin_step=0, end_step=12, frequency=2)
+    # 12 batches are steps 0..11 (tfmot's numbering); updates at 0, 2, ..., 10:
+    # pruning goes on across the interruption.
+    return PolynomialDecay(0.0, 0.75, begin_step=0, end_step=10, frequency=2)
 
 
 def _pruned_model():
@@ -67,7 +68,7 @@ def test_save_load_mid_training_then_continue(tmp_path):
     model.save(path)
     loaded = keras.saving.load_model(path)
     assert len(pruning_wrappers(loaded)) == 5
-    assert int(pruning_wrappers(loaded)[0].pruning_step.numpy()) == 2 * STEPS_PER_EPOCH
+    assert int(pruning_wrappers(loaded)[0].pruning_step.numpy()) == 2 * STEPS_PER_EPOCH - 1
     assert pruning_wrappers(loaded)[0].pruning_schedule.get_config() == (
         _schedule().get_config()
     )
@@ -95,7 +96,7 @@ def test_backup_and_restore_resumes_masks_and_step(tmp_path):
     resumed = _pruned_model()
     _fit(resumed, epochs=4, callbacks=[keras.callbacks.BackupAndRestore(
         str(tmp_path / "backup"))])
-    assert int(pruning_wrappers(resumed)[0].pruning_step.numpy()) == 4 * STEPS_PER_EPOCH
+    assert int(pruning_wrappers(resumed)[0].pruning_step.numpy()) == 4 * STEPS_PER_EPOCH - 1
     _assert_same_state(resumed, reference)
 
 
@@ -116,7 +117,8 @@ def test_pruning_summaries_write_sparsity_per_layer(tmp_path):
     assert scalars[("conv/kernel/sparsity", last)] == pytest.approx(
         (mask == 0).mean(), abs=1e-6
     )
-    # Target at step 6 of 12: 0.75 - 0.75 * 0.5**3.
+    # Written at optimizer.iterations 6, after the batch at pruning step 5;
+    # the target there is 0.75 - 0.75 * 0.5**3 (step 5 of 0..10).
     assert scalars[("conv/target_sparsity", last)] == pytest.approx(0.65625)
     assert ("logits/kernel/sparsity", STEPS_PER_EPOCH) in scalars
 

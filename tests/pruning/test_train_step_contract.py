@@ -59,8 +59,9 @@ class CheckAfterEveryStep(keras.callbacks.Callback):
 def _train(strategy, steps=8):
     images, labels = fashion_mnist(128)
     with strategy.scope():
-        # Updates at steps 2, 4, 6, 8 (steps count from 1, as in tfmot).
-        schedule = PolynomialDecay(0.0, FINAL_SPARSITY, begin_step=0, end_step=8,
+        # tfmot's numbering: the 8 batches are steps 0..7 (optimizer.iterations
+        # before each batch); masks update at steps 0, 2, 4 and 6 = end_step.
+        schedule = PolynomialDecay(0.0, FINAL_SPARSITY, begin_step=0, end_step=6,
                                    frequency=2)
         net = prune_low_magnitude(small_cnn(seed=7), pruning_schedule=schedule)
         trainer = PruningTrainer(net)
@@ -82,8 +83,9 @@ def test_custom_train_step_reaches_sparsity_with_exact_zeros(kind, request):
     assert len(wrappers) == 5
     for wrapper in wrappers:
         # Counted once per step: not twice, although the callback was given.
+        # The last of 8 batches is step 7.
         assert [int(v) for v in replica_values(wrapper.pruning_step)] == [
-            8
+            7
         ] * strategy.num_replicas_in_sync
         for kernel, mask in zip(wrapper.kernels, wrapper.masks):
             masks = replica_values(mask)
@@ -114,7 +116,8 @@ def test_plain_fit_with_callback_under_mirrored_strategy(mirrored_strategy):
     strategy = mirrored_strategy
     images, labels = fashion_mnist(64)
     with strategy.scope():
-        schedule = PolynomialDecay(0.0, 0.5, begin_step=0, end_step=4, frequency=2)
+        # 4 batches = steps 0..3; updates at 0 and 2 = end_step (sparsity 0.5).
+        schedule = PolynomialDecay(0.0, 0.5, begin_step=0, end_step=2, frequency=2)
         model = prune_low_magnitude(small_cnn(seed=5), pruning_schedule=schedule)
         model.compile(sgd(), keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     checker = CheckAfterEveryStep()
@@ -122,7 +125,7 @@ def test_plain_fit_with_callback_under_mirrored_strategy(mirrored_strategy):
               callbacks=[UpdatePruningStep(), checker])
     assert checker.steps_checked == 4
     for wrapper in pruning_wrappers(model):
-        assert [int(v) for v in replica_values(wrapper.pruning_step)] == [4, 4]
+        assert [int(v) for v in replica_values(wrapper.pruning_step)] == [3, 3]
         for mask in wrapper.masks:
             first, second = replica_values(mask)
             np.testing.assert_array_equal(first, second)
