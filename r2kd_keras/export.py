@@ -36,8 +36,8 @@ import warnings
 import keras
 import numpy as np
 import tensorflow as tf
-from ai_edge_litert.interpreter import Interpreter
 
+from r2kd_keras import labels as labels_lib
 from r2kd_keras.pruning import get_sparsity
 from r2kd_keras.pruning import pruning_wrappers
 from r2kd_keras.pruning import strip_pruning
@@ -440,7 +440,7 @@ def _collect(data, name, input_shape, max_samples):
     x = np.concatenate(xs)[:max_samples]
     if any(y is None for y in ys):
         return x, None
-    return x, _as_class_ids(np.concatenate(ys)[:max_samples])
+    return x, labels_lib.to_class_ids(np.concatenate(ys)[:max_samples]).numpy()
 
 
 def _elements(data, name):
@@ -479,12 +479,6 @@ def _elements(data, name):
             yield element[0], (element[1] if len(element) > 1 else None)
         else:
             yield element, None
-
-
-def _as_class_ids(labels):
-    if labels.ndim > 1 and labels.shape[-1] > 1:
-        return labels.argmax(-1)
-    return labels.reshape(len(labels)).astype(np.int64)
 
 
 def _reserve_temp_file(path):
@@ -573,6 +567,9 @@ class _LiteRTRunner:
 
     def __init__(self, path, num_threads):
         self.path = path
+        # Imported here: `import r2kd_keras` should not load LiteRT.
+        from ai_edge_litert.interpreter import Interpreter
+
         self._interpreter = Interpreter(model_path=path, num_threads=num_threads)
         self._interpreter.allocate_tensors()
         self._input = self._interpreter.get_input_details()[0]

@@ -4,6 +4,7 @@ and the two step functions any training loop calls to drive it."""
 import keras
 import tensorflow as tf
 
+from r2kd_keras import _compat
 from r2kd_keras.pruning import magnitude
 from r2kd_keras.pruning.schedules import ConstantSparsity
 from r2kd_keras.pruning.schedules import PruningSchedule
@@ -319,7 +320,7 @@ def _run_on_devices(wrappers, per_device):
     if tf.distribute.in_cross_replica_context():
         update_all(strategy)
     elif tf.distribute.has_strategy():
-        tf.__internal__.distribute.interim.maybe_merge_call(update_all, strategy)
+        _compat.maybe_merge_call(update_all, strategy)
     else:
         with strategy.scope():
             update_all(strategy)

@@ -14,6 +14,7 @@ from r2kd_keras.methods import METHOD_NAMES
 from r2kd_keras.distribute import STRATEGIES
 from r2kd_keras.models import external, registry
 from r2kd_keras.optimizers import REFERENCE_BATCH, REFERENCE_EPOCHS
+from r2kd_keras.pruning.structure import STRUCTURES
 
 # `--export` value -> `export.to_tflite(quantize=...)`; None: no export.
 EXPORTS = {"none": None, "float": "none", "dynamic": "dynamic", "int8": "int8"}
@@ -107,6 +108,11 @@ class TrainConfig:
         choices=TEACHER_DTYPES)
     student_sparsity: float = _field(
         0.0, "Final sparsity of the student's kernels (0: dense).")
+    prune_structure: str = _field(
+        "unstructured", "What --student_sparsity removes: unstructured weights, whole "
+        "filters (the student is shrunk to a smaller dense network before export), 2:4 "
+        "(two of every four input weights) or xnnpack (1x1 convolutions, for XNNPACK's "
+        "sparse kernels).", choices=STRUCTURES)
     prune_schedule: str = _field(
         "constant", "Student pruning schedule (polynomial: cubic, reaches the target "
         "at 75% of the steps).", choices=PRUNE_SCHEDULES)

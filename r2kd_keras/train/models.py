@@ -79,7 +79,7 @@ def build_student(config, num_classes, input_shape, total_steps):
         end = max(frequency, int(total_steps * 0.75) // frequency * frequency)
         schedule = pruning.PolynomialDecay(0.0, config.student_sparsity, 0, end,
                                            frequency=frequency)
-    return pruning.prune_low_magnitude(student, schedule)
+    return pruning.prune_for_structure(student, config.prune_structure, schedule)
 
 
 def make_optimizer(config, steps_per_epoch, epochs=None, loss_scale=False):

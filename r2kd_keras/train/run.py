@@ -94,11 +94,13 @@ def run(config, strategy=None, methods=None):
         summary = {"augment": augment}
         summary.update({k: stage[k] for k in ("steps", "images_per_sec", "train_seconds")})
         summary["accuracy"] = stage["val_accuracy"]
-        summary["sparsity"] = pruning.get_sparsity(pruning.strip_pruning(student))["total"]
+        deployed = pruning.finalize(student)
+        summary["sparsity"] = pruning.get_sparsity(deployed)["total"]
+        summary["params"] = deployed.count_params()
         summary["export"] = None
         if chief and config.export != "none":
             summary["export"] = export_student(
-                student, config.export, os.path.join(directory, "student.tflite"),
+                deployed, config.export, os.path.join(directory, "student.tflite"),
                 val_ds)
         students[method] = summary
     results = {

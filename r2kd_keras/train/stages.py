@@ -192,7 +192,8 @@ def teacher_stage(config, strategy, info, train_ds, val_ds, input_shape,
 
 
 def export_student(student, export, path, val_ds):
-    """Strips pruning from `student` and writes it to `path` as `.tflite`.
+    """Strips pruning from `student` (shrinking a filter-pruned one to its
+    smaller dense network) and writes it to `path` as `.tflite`.
 
     Args:
         student: the trained student (pruning wrappers allowed).
@@ -207,7 +208,7 @@ def export_student(student, export, path, val_ds):
     Example:
     >>> report = export_student(student, "dynamic", "run/student.tflite", val_ds)
     """
-    model = pruning.strip_pruning(student)
+    model = pruning.finalize(student)
     quantize = EXPORTS[export]
     with logs.native_output_kept_aside(logs.is_quiet()):  # the converter's C++ chatter
         report = export_lib.to_tflite(
