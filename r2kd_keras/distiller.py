@@ -5,6 +5,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
+from r2kd_keras import folding
 from r2kd_keras import losses
 from r2kd_keras import pruning
 
@@ -194,6 +195,11 @@ class R2KDDistiller(keras.Model):
         pruned_teacher_training: reproduce the reference, whose pruned teacher
             runs in training mode (BatchNorm on batch statistics, moving
             averages updated by every step). Default False: inference mode.
+        fold_teachers: run the teachers with their BatchNorms folded into the
+            convolutions before them (`folding.fold_batchnorm`; exact up to
+            float rounding, fewer passes over the feature maps). The pruned
+            teacher is pruned first, then folded; in reference mode it stays
+            unfolded. Subclassed teachers run unfolded.
         check_numerics: stop with a clear error when the loss is NaN/Inf.
 
     Example:
@@ -227,6 +233,7 @@ class R2KDDistiller(keras.Model):
         loss_kwargs=None,
         teacher_dtype=None,
         pruned_teacher_training=False,
+        fold_teachers=True,
         check_numerics=True,
         **kwargs,
     ):
@@ -286,6 +293,7 @@ class R2KDDistiller(keras.Model):
         self.augmenter = augmenter
         self.teacher_dtype = teacher_dtype
         self.pruned_teacher_training = bool(pruned_teacher_training)
+        self.fold_teachers = bool(fold_teachers)
         self.check_numerics = check_numerics
         self.num_classes = self._validate_models(student, teacher)
 
@@ -304,8 +312,11 @@ class R2KDDistiller(keras.Model):
 
         compute_dtype = resolve_teacher_dtype(teacher_dtype)
         self._teacher_runners = [
-            reduced_precision_copy(model, compute_dtype) if compute_dtype else model
-            for model in (self.teacher, self.pruned_teacher)
+            folding.inference_teacher(
+                model, compute_dtype,
+                fold=self.fold_teachers and not (is_pruned and self.pruned_teacher_training),
+            )
+            for model, is_pruned in ((self.teacher, False), (self.pruned_teacher, True))
             if model is not None
         ]
         if self.pruned_teacher_training and self.pruned_teacher is not None:
@@ -657,6 +668,7 @@ class R2KDDistiller(keras.Model):
             if self.distillation == "dkd" else self.loss_kwargs,
             "teacher_dtype": self.teacher_dtype,
             "pruned_teacher_training": self.pruned_teacher_training,
+            "fold_teachers": self.fold_teachers,
             "check_numerics": self.check_numerics,
         }
 
