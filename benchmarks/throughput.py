@@ -4,7 +4,8 @@ batch/class scaling and a oneDNN profile on request.
 
     python benchmarks/throughput.py [--teacher resnet32x4 --student resnet8x4
                                      --batch 64 --steps 3 --rounds 3]
-    python benchmarks/throughput.py --rss        # + peak RSS, one process per row
+    python benchmarks/throughput.py [--keys a,b,cf,...]  # a subset of the rows
+    python benchmarks/throughput.py --rss [--keys ...]   # peak RSS, a process per row
     python benchmarks/throughput.py --scaling    # R2KD / KD over batch x classes
     python benchmarks/throughput.py --profile c2f   # oneDNN primitive times
 
@@ -54,6 +55,7 @@ from r2kd_keras.models import get_model  # noqa: E402
 RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 SCALING_BATCHES = (32, 64, 128, 256)
 SCALING_CLASSES = (10, 100, 1000)
+PROFILE_WARMUP_STEPS = 2
 
 
 def sgd():
@@ -148,17 +150,22 @@ RATIOS = [  # (numerator, target or None)
 
 
 def measure(runners, steps, rounds):
-    """Median seconds per step of each runner, interleaved over rounds."""
+    """Median seconds per step of each runner, interleaved over rounds.
+
+    Each round's running medians go to stderr, so a run cut short on a busy
+    machine still leaves numbers."""
     samples = {name: [] for name in runners}
     for run in runners.values():
         run()  # trace and warm up
         run()
-    for _ in range(rounds):
+    for index in range(rounds):
         for name, run in runners.items():
             for _ in range(steps):
                 start = time.perf_counter()
                 run()
                 samples[name].append(time.perf_counter() - start)
+        medians = {str(name): round(statistics.median(t), 4) for name, t in samples.items()}
+        print(f"round {index + 1}/{rounds}: {json.dumps(medians)}", file=sys.stderr, flush=True)
     return {name: statistics.median(times) for name, times in samples.items()}
 
 
@@ -185,21 +192,38 @@ def header(args):
 def throughput(args):
     x, y = fixed_batch(args.batch, args.image_size, args.classes)
     models = Models(args, args.classes)
-    runners = {key: factory(models, x, y) for key, (_, factory) in CONFIGS.items()}
+    keys = selected(args)
+    runners = {key: CONFIGS[key][1](models, x, y) for key in keys}
     seconds = measure(runners, args.steps, args.rounds)
     print(header(args))
     print(f"{'configuration':36s} {'s/step':>8s} {'images/s':>9s}")
-    for key, (description, _) in CONFIGS.items():
-        print(f"{key:4s} {description:31s} {seconds[key]:8.3f} {args.batch / seconds[key]:9.1f}")
-    work = 2 * seconds["a"] + 4 * seconds["b"]
-    for key, target in RATIOS:
-        goal = f"(target <= {target:.2f})" if target else "(no target)"
-        print(f"{key:>3s} / (2a + 4b) {goal:18s}: {seconds[key] / work:.3f}")
-    print(f"  e / d          (target <= 1.00): {seconds['e'] / seconds['d']:.3f}")
-    print(f"  bf / b  (folding, one pass)     : {seconds['bf'] / seconds['b']:.3f}")
-    print(f"  bh / b  (+ bfloat16, one pass)  : {seconds['bh'] / seconds['b']:.3f}")
-    print(f"  p / c2f (pipeline rate over the fastest step's consumption): "
-          f"{seconds['c2f'] / seconds['p']:.1f}")
+    for key in keys:
+        print(f"{key:4s} {CONFIGS[key][0]:31s} {seconds[key]:8.3f} {args.batch / seconds[key]:9.1f}")
+    lines = [
+        (f"{key:>3s} / (2a + 4b) " + (f"(target <= {target:.2f})" if target else "(no target)"),
+         key, ("a", "b"))
+        for key, target in RATIOS
+    ] + [
+        ("  e / d          (target <= 1.00)", "e", ("d",)),
+        ("  bf / b  (folding, one pass)     ", "bf", ("b",)),
+        ("  bh / b  (+ bfloat16, one pass)  ", "bh", ("b",)),
+    ]
+    for label, key, needs in lines:
+        if key in seconds and all(n in seconds for n in needs):
+            base = 2 * seconds["a"] + 4 * seconds["b"] if needs == ("a", "b") else seconds[needs[0]]
+            print(f"{label:34s}: {seconds[key] / base:.3f}")
+    fastest = min((k for k in seconds if k.startswith("c")), key=seconds.get, default=None)
+    if fastest and "p" in seconds:
+        print(f"  p / {fastest} (input pipeline's rate over the fastest step's consumption): "
+              f"{seconds[fastest] / seconds['p']:.1f}")
+
+
+def selected(args):
+    keys = args.keys.split(",") if args.keys else list(CONFIGS)
+    unknown = [key for key in keys if key not in CONFIGS]
+    if unknown:
+        raise SystemExit(f"--keys: unknown rows {unknown}; choose from {list(CONFIGS)}")
+    return keys
 
 
 def only(args):
@@ -209,7 +233,10 @@ def only(args):
     models = Models(args, args.classes)
     if args.only != "none":
         run = CONFIGS[args.only][1](models, x, y)
-        for _ in range(args.steps):
+        for step in range(args.steps):
+            if step == PROFILE_WARMUP_STEPS:
+                # oneDNN's verbose timestamps are epoch milliseconds.
+                print(f"profile_from_ms={time.time() * 1000:.3f}", flush=True)
             run()
     print(f"peak_rss_mb={peak_rss_mb():.0f}")
 
@@ -228,7 +255,7 @@ def rss(args):
     print(f"peak RSS (VmHWM), one process per configuration, {args.steps} steps each")
     print(f"{'configuration':36s} {'MB':>7s} {'over base':>10s}")
     base = None
-    for key in ["none"] + list(CONFIGS):
+    for key in ["none"] + selected(args):
         value = float(re.search(r"peak_rss_mb=(\d+)", child(args, key)).group(1))
         base = value if base is None else base
         description = "imports + models (base)" if key == "none" else CONFIGS[key][0]
@@ -238,13 +265,19 @@ def rss(args):
 def profile(args):
     """Time per oneDNN primitive kind and implementation over `--steps`
     steps of one configuration (ONEDNN_VERBOSE=1 in a child process; the
-    first two steps, which trace and warm up, are left out)."""
-    env = dict(os.environ, ONEDNN_VERBOSE="1")
+    first steps, which trace and warm up, are left out)."""
+    if args.steps <= PROFILE_WARMUP_STEPS:
+        raise SystemExit(f"--profile needs --steps > {PROFILE_WARMUP_STEPS}; got {args.steps}")
+    env = dict(os.environ, ONEDNN_VERBOSE="1", ONEDNN_VERBOSE_TIMESTAMP="1")
     lines = child(args, args.profile, env).splitlines()
-    execs = [line.split(",") for line in lines if line.startswith("onednn_verbose") and ",exec," in line]
-    # Every step runs the same primitives: keep the share of the last steps.
-    steps_kept = max(args.steps - 2, 1)
-    execs = execs[len(execs) - len(execs) * steps_kept // args.steps:]
+    start = float(next(line for line in lines if line.startswith("profile_from_ms=")).split("=")[1])
+    execs = [
+        fields for fields in (line.split(",") for line in lines if line.startswith("onednn_verbose"))
+        if "exec" in fields and float(fields[1]) >= start
+    ]
+    if not execs:
+        raise SystemExit("--profile: no oneDNN primitive ran (is TF_ENABLE_ONEDNN_OPTS=0?)")
+    steps_kept = args.steps - PROFILE_WARMUP_STEPS
     by_kind = collections.defaultdict(lambda: [0, 0.0])
     for fields in execs:
         kind = fields[fields.index("exec") + 2]
@@ -340,8 +373,10 @@ def main():
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--rss", action="store_true", help="peak RSS per configuration")
+    parser.add_argument("--keys", help="comma-separated rows to run (default: all)")
     parser.add_argument("--scaling", action="store_true", help="batch x classes table")
-    parser.add_argument("--scaling_teacher_dtype", default="bfloat16")
+    parser.add_argument("--scaling_teacher_dtype", default="auto",
+                        help="teacher_dtype of the scaling rows ('auto': bfloat16 on AMX/AVX512-BF16)")
     parser.add_argument("--profile", choices=list(CONFIGS), help="oneDNN profile of one row")
     parser.add_argument("--only", choices=["none"] + list(CONFIGS), help=argparse.SUPPRESS)
     args = parser.parse_args()
