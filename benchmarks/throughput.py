@@ -56,6 +56,7 @@ RESULTS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
 SCALING_BATCHES = (32, 64, 128, 256)
 SCALING_CLASSES = (10, 100, 1000)
 PROFILE_WARMUP_STEPS = 2
+LOAD_AT_START = os.getloadavg()[0]
 
 
 def sgd():
@@ -186,7 +187,7 @@ def header(args):
     return (f"{args.teacher} -> {args.student}, {args.image_size}x{args.image_size}, "
             f"batch {args.batch}, {args.classes} classes, {os.cpu_count()} CPUs, "
             f"TF {tf.__version__}, Keras {keras.__version__}, load average "
-            f"{os.getloadavg()[0]:.1f} at the start")
+            f"{LOAD_AT_START:.1f} at the start")
 
 
 def throughput(args):
@@ -273,7 +274,7 @@ def profile(args):
     start = float(next(line for line in lines if line.startswith("profile_from_ms=")).split("=")[1])
     execs = [
         fields for fields in (line.split(",") for line in lines if line.startswith("onednn_verbose"))
-        if "exec" in fields and float(fields[1]) >= start
+        if "exec" in fields and float(fields[fields.index("exec") - 2]) >= start
     ]
     if not execs:
         raise SystemExit("--profile: no oneDNN primitive ran (is TF_ENABLE_ONEDNN_OPTS=0?)")
