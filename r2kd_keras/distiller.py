@@ -9,12 +9,12 @@ from keras import ops
 
 from r2kd_keras import _compat
 from r2kd_keras import checks
+from r2kd_keras import folding
 from r2kd_keras import labels as labels_lib
 from r2kd_keras import methods as methods_lib
 from r2kd_keras import pruning
 from r2kd_keras.methods import check_range
 from r2kd_keras.precision import TEACHER_DTYPES  # noqa: F401 (old import path)
-from r2kd_keras.precision import reduced_precision_copy
 from r2kd_keras.precision import resolve_teacher_dtype
 
 DISTILLATION_METHODS = methods_lib.METHOD_NAMES
@@ -114,6 +114,11 @@ class R2KDDistiller(_compat.SymbolicBuildFix, keras.Model):
         pruned_teacher_training: reproduce the reference, whose pruned teacher
             runs in training mode (BatchNorm on batch statistics, moving
             averages updated by every step). Default False: inference mode.
+        fold_teachers: run the teachers with their BatchNorms folded into the
+            convolutions before them (`folding.fold_batchnorm`; exact up to
+            float rounding, fewer passes over the feature maps). The pruned
+            teacher is pruned first, then folded; in reference mode it stays
+            unfolded. Subclassed teachers run unfolded.
         check_numerics: stop with a clear error when the loss is NaN/Inf,
             naming what was not finite first: the images, the augmented view,
             the teacher's logits or the student's logits.
@@ -155,6 +160,7 @@ class R2KDDistiller(_compat.SymbolicBuildFix, keras.Model):
         loss_kwargs=None,
         teacher_dtype=None,
         pruned_teacher_training=False,
+        fold_teachers=True,
         check_numerics=True,
         allow_probabilities=False,
         distillation=None,
@@ -190,6 +196,7 @@ class R2KDDistiller(_compat.SymbolicBuildFix, keras.Model):
         self.augmenter = augmenter
         self.teacher_dtype = teacher_dtype
         self.pruned_teacher_training = bool(pruned_teacher_training)
+        self.fold_teachers = bool(fold_teachers)
         self.check_numerics = check_numerics
         self.allow_probabilities = bool(allow_probabilities)
         if not self.allow_probabilities:
@@ -212,8 +219,11 @@ class R2KDDistiller(_compat.SymbolicBuildFix, keras.Model):
 
         compute_dtype = resolve_teacher_dtype(teacher_dtype)
         self._teacher_runners = [
-            reduced_precision_copy(model, compute_dtype) if compute_dtype else model
-            for model in (self.teacher, self.pruned_teacher)
+            folding.inference_teacher(
+                model, compute_dtype,
+                fold=self.fold_teachers and not (is_pruned and self.pruned_teacher_training),
+            )
+            for model, is_pruned in ((self.teacher, False), (self.pruned_teacher, True))
             if model is not None
         ]
         if self.pruned_teacher_training and self.pruned_teacher is not None:
@@ -512,6 +522,7 @@ class R2KDDistiller(_compat.SymbolicBuildFix, keras.Model):
             "method": serialize(self.method),
             "teacher_dtype": self.teacher_dtype,
             "pruned_teacher_training": self.pruned_teacher_training,
+            "fold_teachers": self.fold_teachers,
             "check_numerics": self.check_numerics,
             "allow_probabilities": self.allow_probabilities,
         }

@@ -12,7 +12,7 @@ import tensorflow as tf
 from r2kd_keras import R2KDDistiller
 from r2kd_keras import methods
 from r2kd_keras import prune_teacher
-from r2kd_keras.distiller import reduced_precision_copy
+from r2kd_keras.precision import reduced_precision_copy
 from tests.test_losses import np_dkd, np_dist, np_kd, np_rank, np_softmax, np_value
 
 NUM_CLASSES = 5
