@@ -289,6 +289,9 @@ def prune_low_magnitude(to_prune, pruning_schedule=None, block_size=(1, 1),
 
     def clone_layer(layer):
         copy = copy_layer(layer)
+        # Keras ops in the graph (hard-swish's `x + 3` in MobileNetV3) are not layers.
+        if not isinstance(layer, keras.layers.Layer):
+            return copy
         if not layer.weights or isinstance(layer, _NEVER_PRUNED):
             return copy
         if not policy.allow_pruning(layer):

@@ -207,3 +207,23 @@ def test_get_sparsity_counts_zeros_by_hand():
     assert report == {"per_layer": {"d": 4 / 8}, "total": 4 / 8}
     with pytest.raises(ValueError, match="no Conv or Dense kernel"):
         get_sparsity(keras.Sequential([keras.Input((4,)), keras.layers.ReLU()]))
+
+
+@pytest.mark.large
+def test_keras_applications_model_with_graph_ops_prunes_and_strips():
+    # MobileNetV3's hard-swish puts plain Keras ops (`x + 3.0`) in the graph.
+    model = keras.applications.MobileNetV3Small(
+        input_shape=(32, 32, 3), weights=None, classes=10, classifier_activation=None)
+    pruned = prune_low_magnitude(model, pruning_schedule=ConstantSparsity(0.5, 0))
+    wrappers = pruning_wrappers(pruned)
+    kernels = [layer for layer in model.layers if isinstance(
+        layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense))]
+    assert len(wrappers) == len(kernels)
+    _compile(pruned).fit(np.random.default_rng(0).random((8, 32, 32, 3), "float32"),
+                         np.arange(8) % 10, batch_size=8, epochs=1, verbose=0,
+                         callbacks=[UpdatePruningStep()])
+    assert_pruned_weights_zero(wrappers)
+    stripped = strip_pruning(pruned)
+    assert get_sparsity(stripped)["total"] == pytest.approx(0.5, abs=0.01)
+    x = np.random.default_rng(1).random((2, 32, 32, 3), "float32")
+    np.testing.assert_allclose(stripped(x), pruned(x), atol=1e-5)
