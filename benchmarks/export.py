@@ -34,7 +34,7 @@ import tensorflow as tf  # noqa: E402
 from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 
 from r2kd_keras import export  # noqa: E402
-from r2kd_keras.data.idx import DEBIAN_DIR, FILES, read_idx  # noqa: E402
+from r2kd_keras.data.idx import fashion_mnist_arrays  # noqa: E402
 from r2kd_keras.models import get_model  # noqa: E402
 from r2kd_keras.pruning import magnitude_mask, prunable_kernels  # noqa: E402
 
@@ -42,15 +42,6 @@ QUANTIZE_MODES = (None, "dynamic", "float16", "int8")
 BATCH = 32
 TRAIN_LR = 3e-3
 FINETUNE_LR = 1e-3
-
-
-def fashion_mnist(split, count):
-    """`count` images of `split` as float32 (N, 32, 32, 3) in [0, 1], labels."""
-    images_file, labels_file = FILES[split]
-    images = read_idx(os.path.join(DEBIAN_DIR, images_file))[:count]
-    labels = read_idx(os.path.join(DEBIAN_DIR, labels_file))[:count]
-    images = np.pad(images, ((0, 0), (2, 2), (2, 2)))[..., None].repeat(3, -1)
-    return images.astype(np.float32) / 255.0, labels.astype(np.int64)
 
 
 def compile_model(model, learning_rate):
@@ -162,8 +153,8 @@ def compare_converters(model, x, workdir):
 
 
 def run(args):
-    x_train, y_train = fashion_mnist("train", args.train_examples)
-    x_test, y_test = fashion_mnist("val", args.test_examples)
+    x_train, y_train = fashion_mnist_arrays("train", args.train_examples)
+    x_test, y_test = fashion_mnist_arrays("val", args.test_examples)
     rows, converter_rows, notes = [], [], []
     with tempfile.TemporaryDirectory() as workdir:
         for name in args.models:

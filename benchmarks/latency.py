@@ -35,7 +35,7 @@ from ai_edge_litert.interpreter import Interpreter  # noqa: E402
 
 from r2kd_keras import export  # noqa: E402
 from r2kd_keras import pruning  # noqa: E402
-from r2kd_keras.data.idx import DEBIAN_DIR, FILES, read_idx  # noqa: E402
+from r2kd_keras.data.idx import fashion_mnist_arrays  # noqa: E402
 from r2kd_keras.distiller import R2KDDistiller  # noqa: E402
 from r2kd_keras.models import get_model  # noqa: E402
 
@@ -53,15 +53,6 @@ CONFIGS = [
 ]
 LARGE_CONFIGS = ("dense", "unstructured 80%", "filters 50%", "xnnpack-sparse 80%")
 NOTES = []
-
-
-def fashion_mnist(split, count):
-    """`count` images of `split`: float32 (N, 32, 32, 3) in [0, 1], and labels."""
-    images_file, labels_file = FILES[split]
-    images = read_idx(os.path.join(DEBIAN_DIR, images_file))[:count]
-    labels = read_idx(os.path.join(DEBIAN_DIR, labels_file))[:count]
-    images = np.pad(images, ((0, 0), (2, 2), (2, 2)))[..., None].repeat(3, -1)
-    return images.astype(np.float32) / 255.0, labels.astype(np.int64)
 
 
 def flops(model):
@@ -169,8 +160,8 @@ def interleaved_latency(paths, size, threads, rounds, reps):
 
 
 def run(args, on_rows):
-    x, y = fashion_mnist("train", args.train_examples)
-    x_test, y_test = fashion_mnist("val", args.test_examples)
+    x, y = fashion_mnist_arrays("train", args.train_examples)
+    x_test, y_test = fashion_mnist_arrays("val", args.test_examples)
     calibration = x[: args.calibration_examples]
     workdir = tempfile.mkdtemp(prefix="latency_")
     rows = []

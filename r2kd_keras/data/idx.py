@@ -73,6 +73,24 @@ def _load_split(data_dir, split):
     return images[..., None], labels.astype(np.int32)
 
 
+def fashion_mnist_arrays(split, count=None, data_dir=DEBIAN_DIR):
+    """The first `count` images of a split as numpy arrays: float32
+    `(N, 32, 32, 3)` in [0, 1] (zero-padded from 28, grey repeated to RGB)
+    and int64 labels; what calibration and benchmark scripts feed a model.
+
+    Args:
+        split: `"train"` or `"val"`.
+        count: how many images (None: all).
+        data_dir: the folder of the four IDX `.gz` files.
+
+    Example:
+    >>> x, y = fashion_mnist_arrays("val", 500)
+    """
+    images, labels = _load_split(data_dir, split)
+    images = np.pad(images[:count, ..., 0], ((0, 0), (2, 2), (2, 2)))[..., None]
+    return images.repeat(3, -1).astype(np.float32) / 255.0, labels[:count].astype(np.int64)
+
+
 def _from_tfds(data_dir):
     import tensorflow_datasets as tfds
 

@@ -109,3 +109,14 @@ def test_smaller_size_is_resized():
     expected = raw.reshape(14, 2, 14, 2).mean((1, 3))
     served = x.numpy()[0, ..., 0] * 0.3530 * 255 + 0.2860 * 255
     assert np.abs(served - expected).max() <= 0.51
+
+
+def test_arrays_are_the_raw_pixels_padded_and_scaled():
+    x, y = idx.fashion_mnist_arrays("val", 7)
+    raw = idx.read_idx(os.path.join(DEBIAN, "t10k-images-idx3-ubyte.gz"))[:7]
+    labels = idx.read_idx(os.path.join(DEBIAN, "t10k-labels-idx1-ubyte.gz"))[:7]
+    assert x.shape == (7, 32, 32, 3) and x.dtype == np.float32 and y.dtype == np.int64
+    np.testing.assert_array_equal(x[:, 2:30, 2:30, 1], raw / np.float32(255))
+    assert not x[:, :2].any() and not x[:, :, 30:].any()
+    np.testing.assert_array_equal(x[..., 0], x[..., 2])
+    np.testing.assert_array_equal(y, labels)
