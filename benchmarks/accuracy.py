@@ -696,6 +696,11 @@ def main(argv=None):
             results.add_run(spec.name, seed, {"top1": top1, "train_seconds": seconds,
                                               "steps": steps_done})
             report()
+    return finish(results, report, stem)
+
+
+def finish(results, report, stem):
+    """Saves `results`, writes the report and prints its markdown."""
     results.save()
     report()
     with open(stem + ".md") as f:

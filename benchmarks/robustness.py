@@ -591,11 +591,7 @@ def main(argv=None):
                           os.path.join(cache_dir, f"labelnoise{rate:g}"),
                           lambda model: {"top1": test_sets.top1(model, test_sets.images)},
                           results, report)
-    results.save()
-    report()
-    with open(stem + ".md") as f:
-        print(f.read())
-    return results
+    return accuracy.finish(results, report, stem)
 
 
 if __name__ == "__main__":
