@@ -188,8 +188,8 @@ def fold_batchnorm(model, strict=False):
     clones = []  # (original, copy) of every layer the copy calls
 
     def clone(layer):
-        if id(layer) in dropped:
-            return layer  # `call` skips it
+        if id(layer) in dropped or not isinstance(layer, keras.layers.Layer):
+            return layer  # `call` skips it; Keras ops in the graph (`x + 3`) have no state
         if isinstance(layer, keras.Model):
             copy = fold_batchnorm(layer, strict=strict)
         else:

@@ -296,3 +296,17 @@ def test_reference_mode_pruned_teacher_stays_unfolded():
     teacher_runner, pruned_runner = distiller._teacher_runners
     assert count(teacher_runner, BN) == 0
     assert count(pruned_runner, BN) > 0 and pruned_runner.trainable
+
+
+@pytest.mark.large
+def test_keras_applications_model_with_graph_ops_folds():
+    # MobileNetV3's hard-swish puts plain Keras ops (`x + 3.0`) in the graph.
+    teacher = keras.applications.MobileNetV3Small(
+        input_shape=(32, 32, 3), weights=None, classes=10, classifier_activation=None)
+    randomise_batchnorm(teacher)
+    x = images(8)
+    reference = infer(teacher, x)
+    folded = folding.fold_batchnorm(teacher)
+    assert count(folded, BN) < count(teacher, BN)
+    diff, agree = compare(reference, infer(folded, x))
+    assert diff < 1e-5 and agree == 1.0, (diff, agree)
