@@ -157,10 +157,7 @@ class R2KD(_TeacherMethod):
         super().__init__(temperature, ce_weight)
         check_range("value_weight", value_weight, 0.0)
         check_range("rank_weight", rank_weight, 0.0)
-        if rank_mode not in losses.RANK_MODES:
-            raise ValueError(
-                f"`rank_mode` must be one of {losses.RANK_MODES}, received: {rank_mode!r}"
-            )
+        losses._check_rank_mode(rank_mode, "rank_mode")
         check_range("rank_sharpness", rank_sharpness, 0.0)
         self.value_weight = float(value_weight)
         self.rank_weight = float(rank_weight)

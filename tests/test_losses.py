@@ -1,6 +1,8 @@
 """Every loss against an independent float64 numpy reference written from the
 method spec (shared/docs/r2kd-method.md) and the reference PyTorch code."""
 
+import importlib
+
 import keras
 import numpy as np
 import pytest
@@ -299,3 +301,46 @@ def test_correlation_distillation_plugs_into_keras_distiller():
 def test_bad_input_names_the_argument_and_value(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+@pytest.mark.parametrize(
+    "module, names",
+    [
+        ("r2kd", ["correlation_value_loss", "spearman_rank_loss", "r2kd_loss", "RANK_MODES",
+                  "CorrelationValueLoss", "SpearmanRankLoss", "R2KDLoss",
+                  "CorrelationDistillation"]),
+        ("kd", ["kd_loss", "KDLoss"]),
+        ("dist", ["dist_loss", "DISTLoss"]),
+        ("dkd", ["dkd_loss", "DKDLoss"]),
+        ("_common", ["cosine_per_row", "COSINE_EPS", "_check_temperature"]),
+    ],
+)
+def test_names_live_in_their_method_module_and_stay_importable_from_losses(module, names):
+    defined = importlib.import_module(f"r2kd_keras.losses.{module}")
+    for name in names:
+        assert getattr(losses, name) is getattr(defined, name)
+
+
+@pytest.mark.parametrize(
+    "cls, fn",
+    [
+        (losses.CorrelationValueLoss, losses.correlation_value_loss),
+        (losses.SpearmanRankLoss, losses.spearman_rank_loss),
+        (losses.R2KDLoss, losses.r2kd_loss),
+        (losses.KDLoss, losses.kd_loss),
+        (losses.DISTLoss, losses.dist_loss),
+        (losses.DKDLoss, losses.dkd_loss),
+    ],
+)
+def test_loss_wrappers_default_to_the_function_name_and_check_temperature(cls, fn):
+    assert cls().name == fn.__name__
+    assert cls(2.0, name="mine").get_config()["name"] == "mine"
+    with pytest.raises(ValueError, match="`temperature` must be a positive number"):
+        cls(temperature=-1.0)
+
+
+def test_rank_mode_errors_name_the_argument():
+    with pytest.raises(ValueError, match="`mode` must be one of .*'fast'"):
+        losses.SpearmanRankLoss(mode="fast")
+    with pytest.raises(ValueError, match="`rank_mode` must be one of .*'fast'"):
+        losses.R2KDLoss(rank_mode="fast")
