@@ -6,7 +6,7 @@ import tensorflow as tf
 from keras import ops
 
 _NOT_FINITE = (
-    "R2KDDistiller: the training loss is NaN or Inf{cause}. Usual causes: a "
+    "R2KDDistiller: {cause}. Usual causes: a "
     "learning rate too high for this batch size, inputs that are not "
     "normalised, or a teacher that outputs NaN. Lower the learning rate or "
     "check the data, then resume from the last BackupAndRestore / checkpoint state"
@@ -141,10 +141,19 @@ def _all_finite(tensors):
 
 
 def assert_finite_loss(total, named_groups):
-    """Asserts `total` is finite; the message names the first group of
-    `(name, tensors)` holding a NaN/Inf, in the order given."""
-    message = tf.constant(_NOT_FINITE.format(cause=" (only the loss: its inputs are finite)"))
+    """Asserts `total` and every group of `(name, tensors)` are finite; the
+    message names the first group holding a NaN/Inf, in the order given.
+
+    The groups are checked even when the loss is finite: oneDNN's AVX-512
+    max/ReLU kernels turn a NaN pixel into a number, so a corrupt image can
+    train silently on a finite loss."""
+    message = tf.constant(_NOT_FINITE.format(
+        cause="the training loss is NaN or Inf (only the loss: its inputs are finite)"
+    ))
+    finite = tf.math.is_finite(total)
     for name, tensors in reversed(named_groups):
-        cause = f": {name} are not finite (NaN or Inf)"
-        message = tf.where(_all_finite(tensors), message, _NOT_FINITE.format(cause=cause))
-    return tf.debugging.Assert(tf.math.is_finite(total), [message])
+        group_finite = _all_finite(tensors)
+        cause = f"{name} are not finite (NaN or Inf)"
+        message = tf.where(group_finite, message, _NOT_FINITE.format(cause=cause))
+        finite = tf.logical_and(finite, group_finite)
+    return tf.debugging.Assert(finite, [message])

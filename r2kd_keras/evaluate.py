@@ -146,15 +146,11 @@ def _predictor(path, num_threads):
     if not os.path.isfile(path):
         raise FileNotFoundError(f"model={path!r} does not exist.")
     if path.endswith(".tflite"):
-        from ai_edge_litert.interpreter import Interpreter
-
         from r2kd_keras import export, logs
 
         with logs.native_output_kept_aside(logs.is_quiet()):
-            runner = export._LiteRTRunner(path, num_threads)
-            interpreter = Interpreter(model_path=path)
-        shape = tuple(int(d) for d in interpreter.get_input_details()[0]["shape"][1:])
-        return runner, shape, int(interpreter.get_output_details()[0]["shape"][-1])
+            runner = export.LiteRTRunner(path, num_threads)
+        return runner, runner.input_shape, runner.num_outputs
     if not path.endswith(".keras"):
         raise ValueError(f"model={path!r} must be a .keras or a .tflite file.")
     from r2kd_keras.models import external

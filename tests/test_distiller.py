@@ -271,13 +271,15 @@ def test_bad_labels_raise_a_message_with_the_shape(batch, teacher, labels, match
         distiller.fit(x, labels, batch_size=32, epochs=1, verbose=0)
 
 
-def test_nan_loss_stops_training_with_a_clear_error(batch, teacher):
+def test_one_nan_pixel_stops_training_with_a_clear_error(batch, teacher):
+    # One NaN pixel: on AVX-512 hosts oneDNN's ReLU/max-pool turn it into a
+    # number, so the loss stays finite and only the input check catches it.
     x, y = batch
     x = x.copy()
     x[0, 0, 0, 0] = np.nan
     distiller = R2KDDistiller(small_cnn(4, 2), teacher)
     distiller.compile(optimizer="sgd")
-    with pytest.raises(tf.errors.InvalidArgumentError, match="loss is NaN or Inf"):
+    with pytest.raises(tf.errors.InvalidArgumentError, match="the images are not finite"):
         distiller.fit(x, y, batch_size=32, epochs=1, verbose=0)
 
 
@@ -460,9 +462,9 @@ def _with_last_bias(model, bias):
 @pytest.mark.parametrize(
     "fault, match",
     [
-        ("images", "loss is NaN or Inf: the images are not finite"),
-        ("teacher", "loss is NaN or Inf: the logits of the teacher are not finite"),
-        ("student", "loss is NaN or Inf: the logits of the student are not finite"),
+        ("images", "R2KDDistiller: the images are not finite"),
+        ("teacher", "R2KDDistiller: the logits of the teacher are not finite"),
+        ("student", "R2KDDistiller: the logits of the student are not finite"),
         ("loss", r"loss is NaN or Inf \(only the loss: its inputs are finite\)"),
     ],
 )

@@ -17,12 +17,14 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from r2kd_keras import export
+from r2kd_keras.export import arguments
 from r2kd_keras.pruning import ConstantSparsity
 from r2kd_keras.pruning import begin_pruning_step
 from r2kd_keras.pruning import magnitude_mask
 from r2kd_keras.pruning import prune_low_magnitude
 
 FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 INPUT_SHAPE = (32, 32, 3)
 
 # Documented bounds (README, export section), relative to the largest |logit|
@@ -229,7 +231,7 @@ def test_int8_agrees_with_keras(tmp_path, trained, data, inference_io):
 def test_input_forms_read_the_same_images_and_labels(data, as_data, has_labels):
     x_train, y_train, _, _ = data
     x, y = x_train[:64], y_train[:64]
-    got_x, got_y = export._collect(as_data(x, y), "verify", (None,) + INPUT_SHAPE, 50)
+    got_x, got_y = arguments.collect(as_data(x, y), "verify", (None,) + INPUT_SHAPE, 50)
     np.testing.assert_array_equal(got_x, x[:50])
     if has_labels:
         np.testing.assert_array_equal(got_y, y[:50])
@@ -423,7 +425,7 @@ def test_python_dash_m_end_to_end_int8(tmp_path, trained, data):
         [sys.executable, "-m", "r2kd_keras.export", *_cli_args(tmp_path, trained, data)],
         capture_output=True,
         text=True,
-        cwd=os.path.dirname(os.path.dirname(os.path.abspath(export.__file__))),
+        cwd=REPO,
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]

@@ -30,3 +30,21 @@ def test_import_does_not_load_litert_or_matplotlib(module):
                             env=env, timeout=120, check=True)
     line = [l for l in result.stdout.splitlines() if l.startswith("HEAVY=")][-1]
     assert line == "HEAVY=", f"import {module} loaded {line[6:]}"
+
+
+@pytest.mark.parametrize(
+    "module, names",
+    [
+        ("r2kd_keras.export", ["to_tflite", "ExportReport", "LiteRTRunner", "main",
+                               "QUANTIZE_MODES", "INFERENCE_IO_TYPES"]),
+        ("r2kd_keras.models.torch_checkpoint", ["load_torch_checkpoint", "read_torch_checkpoint",
+                                                "TorchCheckpointReport", "TorchCheckpointError",
+                                                "UnsafeCheckpointError"]),
+        ("r2kd_keras.models", ["load_torch_checkpoint"]),
+    ],
+)
+def test_public_names_keep_their_import_paths(module, names):
+    # The modules became packages; what users and docs import stays where it was.
+    imported = __import__(module, fromlist=names)
+    for name in names:
+        assert getattr(imported, name) is not None, f"{module}.{name}"

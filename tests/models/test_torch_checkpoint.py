@@ -20,9 +20,9 @@ from r2kd_keras.models import get_model, list_models, load_torch_checkpoint
 from r2kd_keras.models.torch_checkpoint import (
     TorchCheckpointError,
     UnsafeCheckpointError,
-    _targets,
     read_torch_checkpoint,
 )
+from r2kd_keras.models.torch_checkpoint.mapping import targets
 
 FIXTURES = os.path.join(os.path.dirname(os.path.dirname(__file__)), "fixtures", "torch")
 IMAGES = np.load(os.path.join(FIXTURES, "images.npy"))
@@ -172,7 +172,7 @@ def _check_mapping(name):
         for key, shape in REFERENCE_SHAPES[name]
         if not key.endswith("num_batches_tracked")
     }
-    mapped = {target.key: target.torch_shape for target in _targets(model)}
+    mapped = {target.key: target.torch_shape for target in targets(model)}
     assert len(mapped) == len(model.weights)  # one tensor per variable, no collisions
     assert mapped == expected
 
