@@ -252,6 +252,35 @@ class Throughput(keras.callbacks.Callback):
         return self.images / self.seconds if self.seconds else None
 
 
+class StepsPerEpoch(keras.callbacks.Callback):
+    """Gives the model the fit's steps per epoch, for a warm-up counted in
+    epochs (`methods.DKD`): assigned to the model's `steps_per_epoch`
+    variable (`R2KDDistiller` adds this callback itself). Read from the
+    public `params["steps"]`; counted over the first epoch when Keras cannot
+    know it in advance.
+
+    Example:
+    >>> model.steps_per_epoch = keras.Variable(0.0, trainable=False)
+    >>> model.fit(train_ds, epochs=3, callbacks=[StepsPerEpoch()])
+    """
+
+    def on_train_begin(self, logs=None):
+        steps = self.params.get("steps")
+        if steps:
+            self.model.steps_per_epoch.assign(float(steps))
+        self._counting = not steps
+        self._batches = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        # `batch` is the index of the last step run (steps_per_execution).
+        self._batches = batch + 1
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self._counting and self._batches:
+            self.model.steps_per_epoch.assign(float(self._batches))
+            self._counting = False
+
+
 class MetricsCSV(keras.callbacks.Callback):
     """One CSV row of epoch metrics per epoch, safe across kills and resumes.
 

@@ -1,9 +1,12 @@
-"""`R2KDDistiller`'s checks of its inputs: models that fit together and output
-logits, not probabilities; a finite loss, or which tensor was not finite."""
+"""`R2KDDistiller`'s checks of its inputs: its arguments and batches; models
+that fit together and output logits, not probabilities; a finite loss, or
+which tensor was not finite."""
 
 import keras
 import tensorflow as tf
 from keras import ops
+
+from r2kd_keras.methods import check_range
 
 _NOT_FINITE = (
     "R2KDDistiller: {cause}. Usual causes: a "
@@ -19,6 +22,44 @@ _PROBABILITY_ADVICE = (
     "`allow_probabilities=True` to go on anyway."
 )
 ROLES = ("teacher", "student")
+
+
+def check_distiller_arguments(student, teacher, method, teacher_prune_rate, teacher_weight,
+                              augmenter):
+    """Raises a ValueError naming the first of `R2KDDistiller`'s arguments
+    that cannot work (the models' fit is `check_models_fit`'s)."""
+    if not isinstance(student, keras.Model):
+        raise ValueError(
+            f"`student` must be a keras.Model, received: {type(student).__name__}"
+        )
+    if teacher is None and method.uses_teacher:
+        raise ValueError(
+            f"`teacher` is None, which only a method without teacher "
+            f"(`method='none'`) allows; received method={method!r}."
+        )
+    check_range("teacher_prune_rate", teacher_prune_rate, 0.0, 1.0, False)
+    check_range("teacher_weight", teacher_weight, 0.0, 1.0)
+    if augmenter is not None and not callable(augmenter):
+        raise ValueError(
+            f"`augmenter` must be callable or None, received: {augmenter!r}"
+        )
+
+
+def labelled_batch(data):
+    """`(x, y)` of a batch; a ValueError for one without labels or with
+    sample weights, which the distiller does not support."""
+    x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
+    if y is None:
+        raise ValueError(
+            "R2KDDistiller needs labels: pass (images, labels) batches; "
+            "received a dataset or arrays without labels."
+        )
+    if sample_weight is not None:
+        raise ValueError(
+            "R2KDDistiller does not support `sample_weight`; received one "
+            f"of shape {tuple(sample_weight.shape)}."
+        )
+    return x, y
 
 
 def model_shape(model, attribute):

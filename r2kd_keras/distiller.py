@@ -9,50 +9,21 @@ from keras import ops
 
 from r2kd_keras import _compat
 from r2kd_keras import checks
-from r2kd_keras import folding
 from r2kd_keras import labels as labels_lib
+from r2kd_keras import legacy_settings
 from r2kd_keras import methods as methods_lib
 from r2kd_keras import pruning
-from r2kd_keras.methods import check_range
+from r2kd_keras import teachers
+from r2kd_keras.augment import protocol as augment_protocol
+from r2kd_keras.callbacks import StepsPerEpoch
+from r2kd_keras.distribute import gather_global_batch
 from r2kd_keras.precision import TEACHER_DTYPES  # noqa: F401 (old import path)
-from r2kd_keras.precision import resolve_teacher_dtype
+from r2kd_keras.precision import reduced_precision_copy  # noqa: F401 (old import path)
+from r2kd_keras.precision import resolve_teacher_dtype  # noqa: F401 (old import path)
 
 DISTILLATION_METHODS = methods_lib.METHOD_NAMES
 
 _FIT_SIGNATURE = inspect.signature(keras.Model.fit)
-
-
-def _augmenter_takes_dict(augmenter):
-    """Keras 3 and keras-cv image layers and `r2kd_keras.augment` views (which
-    declare `requires_teacher`) take `{"images", "labels"}` dicts; other
-    callables get the images alone."""
-    if getattr(augmenter, "accepts_dict", False) or hasattr(augmenter, "requires_teacher"):
-        return True
-    if _compat.is_keras_image_layer(augmenter):
-        return True
-    return type(augmenter).__module__.startswith("keras_cv.")
-
-
-class _StepsPerEpoch(keras.callbacks.Callback):
-    """Gives the distiller the fit's steps per epoch, for a warm-up counted in
-    epochs (`methods.DKD`). Read from the public `params["steps"]`; counted
-    over the first epoch when Keras cannot know it in advance."""
-
-    def on_train_begin(self, logs=None):
-        steps = self.params.get("steps")
-        if steps:
-            self.model.steps_per_epoch.assign(float(steps))
-        self._counting = not steps
-        self._batches = 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        # `batch` is the index of the last step run (steps_per_execution).
-        self._batches = batch + 1
-
-    def on_epoch_end(self, epoch, logs=None):
-        if self._counting and self._batches:
-            self.model.steps_per_epoch.assign(float(self._batches))
-            self._counting = False
 
 
 @keras.saving.register_keras_serializable(package="r2kd_keras")
@@ -166,29 +137,14 @@ class R2KDDistiller(_compat.SymbolicBuildFix, keras.Model):
         distillation=None,
         **kwargs,
     ):
-        if isinstance(method, dict):  # from a saved config
-            method = keras.saving.deserialize_keras_object(method)
-        method = self._resolve_method(method, distillation, loss_kwargs, dict(
+        method = legacy_settings.resolve_method(method, distillation, loss_kwargs, dict(
             temperature=temperature, value_weight=value_weight, rank_weight=rank_weight,
             rank_mode=rank_mode, rank_sharpness=rank_sharpness, ce_weight=ce_weight,
             distillation_weight=distillation_weight))
         super().__init__(**kwargs)
         self.method = method
-        if not isinstance(student, keras.Model):
-            raise ValueError(
-                f"`student` must be a keras.Model, received: {type(student).__name__}"
-            )
-        if teacher is None and self.method.uses_teacher:
-            raise ValueError(
-                f"`teacher` is None, which only a method without teacher "
-                f"(`method='none'`) allows; received method={self.method!r}."
-            )
-        check_range("teacher_prune_rate", teacher_prune_rate, 0.0, 1.0, False)
-        check_range("teacher_weight", teacher_weight, 0.0, 1.0)
-        if augmenter is not None and not callable(augmenter):
-            raise ValueError(
-                f"`augmenter` must be callable or None, received: {augmenter!r}"
-            )
+        checks.check_distiller_arguments(
+            student, teacher, method, teacher_prune_rate, teacher_weight, augmenter)
 
         self.student = student
         self.teacher_prune_rate = teacher_prune_rate
@@ -206,70 +162,19 @@ class R2KDDistiller(_compat.SymbolicBuildFix, keras.Model):
 
         self.teacher = teacher
         self._explicit_pruned_teacher = pruned_teacher is not None
-        self.pruned_teacher = None
-        if self.teacher is not None and teacher_weight < 1.0:
-            if pruned_teacher is not None:
-                checks.check_models_fit(student, pruned_teacher, role="pruned_teacher")
-                self.pruned_teacher = pruned_teacher
-            elif teacher_prune_rate > 0:
-                self.pruned_teacher = pruning.prune_teacher(teacher, teacher_prune_rate)
-        for model in (self.teacher, self.pruned_teacher):
-            if model is not None:
-                model.trainable = False
-
-        compute_dtype = resolve_teacher_dtype(teacher_dtype)
-        self._teacher_runners = [
-            folding.inference_teacher(
-                model, compute_dtype,
-                fold=self.fold_teachers and not (is_pruned and self.pruned_teacher_training),
-            )
-            for model, is_pruned in ((self.teacher, False), (self.pruned_teacher, True))
-            if model is not None
-        ]
-        if self.pruned_teacher_training and self.pruned_teacher is not None:
-            # Keras runs BatchNorm of a non-trainable layer in inference mode
-            # whatever `training` says; the optimizer still only sees the student.
-            self._teacher_runners[1].trainable = True
+        self.pruned_teacher = teachers.prepare_teachers(
+            student, teacher, pruned_teacher, teacher_prune_rate, teacher_weight)
+        self._teacher_runners = teachers.teacher_runners(
+            self.teacher, self.pruned_teacher, teacher_dtype, self.fold_teachers,
+            self.pruned_teacher_training)
         self.steps_per_epoch = keras.Variable(0.0, trainable=False, name="steps_per_epoch")
         self._trackers = {
             name: keras.metrics.Mean(name=name)
             for name in ("loss", "ce_loss") + tuple(self.method.term_names)
         }
-        self._augmenter_takes_dict = (
-            augmenter is not None and _augmenter_takes_dict(augmenter)
-        )
         # `call` is the student's, so the distiller is built when it is
         # (BackupAndRestore refuses unbuilt models).
         self.built = student.built
-
-    @staticmethod
-    def _resolve_method(method, distillation, loss_kwargs, settings):
-        settings = {k: v for k, v in settings.items() if v is not None}
-        if isinstance(method, methods_lib.DistillationMethod):
-            given = sorted(settings) + (["loss_kwargs"] if loss_kwargs else [])
-            if distillation is not None or given:
-                raise ValueError(
-                    f"Give the settings to the method object, not to R2KDDistiller: "
-                    f"received method={method!r} and also {given or ['distillation']}."
-                )
-            return method
-        if distillation is not None:
-            if method != "r2kd":
-                raise ValueError(
-                    f"`distillation` is the old name of `method`; give one, received "
-                    f"method={method!r} and distillation={distillation!r}."
-                )
-            if distillation not in methods_lib.METHOD_NAMES:
-                raise ValueError(
-                    f"`distillation` must be one of {methods_lib.METHOD_NAMES}, "
-                    f"received: {distillation!r}"
-                )
-            method = distillation
-        cls = methods_lib.method_class(method) if isinstance(method, str) else None
-        if cls is None:
-            return methods_lib.get_method(method)
-        accepted = {k: v for k, v in settings.items() if k in cls.argument_names()}
-        return methods_lib.get_method(method, **accepted, **(loss_kwargs or {}))
 
     @property
     def distillation(self):
@@ -280,9 +185,7 @@ class R2KDDistiller(_compat.SymbolicBuildFix, keras.Model):
     def loss_kwargs(self):
         """Deprecated: the method's `loss_kwargs`-style settings that differ
         from its recipe defaults."""
-        defaults = type(self.method)().get_config()
-        config = self.method.get_config()
-        return {k: config[k] for k in self.method.legacy_loss_kwargs if config[k] != defaults[k]}
+        return legacy_settings.changed_loss_kwargs(self.method)
 
     @property
     def metrics(self):
@@ -296,59 +199,16 @@ class R2KDDistiller(_compat.SymbolicBuildFix, keras.Model):
         return self.student(inputs, training=training)
 
     def _target_logits(self, views, training=True):
-        """Blended teacher logits per view, float32, no gradient.
-
-        Teachers in inference mode see all views in one call: with BatchNorm
-        using its moving statistics that equals one call per view, and is
-        cheaper. The reference-mode pruned teacher sees each view alone.
-        """
-        # Views may differ in size (CutMixPick keeps at most 64 images).
-        sizes = [tf.shape(view)[0] for view in views]
-        fused = ops.concatenate(views, axis=0) if len(views) > 1 else views[0]
-        per_model = []
-        for model, is_pruned in zip(self._teacher_runners, (False, True)):
-            if training and is_pruned and self.pruned_teacher_training:
-                per_model.append([model(view, training=True) for view in views])
-            else:
-                logits = model(fused, training=False)
-                per_model.append(tf.split(logits, sizes, axis=0) if len(views) > 1 else [logits])
-        targets = []
-        for logits in zip(*per_model):
-            logits = [ops.cast(z, "float32") for z in logits]
-            target = logits[0]
-            if len(logits) == 2:
-                w = self.teacher_weight
-                target = w * logits[0] + (1.0 - w) * logits[1]
-            targets.append(ops.stop_gradient(target))
-        return targets
+        """Blended teacher logits per view (`teachers.blended_targets`)."""
+        return teachers.blended_targets(
+            self._teacher_runners, views, self.teacher_weight,
+            self.pruned_teacher_training, training)
 
     def _second_view(self, images, one_hot):
         """`(A(x), labels of A(x))`; the labels are only used without teacher."""
-        if self._augmenter_takes_dict:
-            data = {"images": images, "labels": one_hot}
-            if getattr(self.augmenter, "requires_teacher", False):
-                first = self._teacher_runners[0]
-                out = self.augmenter(
-                    data, teacher=lambda x: ops.cast(first(x, training=False), "float32")
-                )
-            else:
-                out = self.augmenter(data)
-        else:
-            out = self.augmenter(images)
-        if isinstance(out, dict):
-            return out["images"], out.get("labels", one_hot)
-        return out, one_hot
-
-    @staticmethod
-    def _gather(tensor):
-        """The tensor over the global batch (identity on one replica)."""
-        context = tf.distribute.get_replica_context()
-        if context is None or context.num_replicas_in_sync == 1:
-            return tensor
-        gathered = context.all_gather(tensor, axis=0)
-        # all_gather forgets the static class count the losses need.
-        gathered.set_shape([None] + list(tensor.shape[1:]))
-        return gathered
+        return augment_protocol.second_view(
+            self.augmenter, images, one_hot,
+            teacher=lambda x: ops.cast(self._teacher_runners[0](x, training=False), "float32"))
 
     @staticmethod
     def _cross_entropy(one_hot, logits):
@@ -383,17 +243,7 @@ class R2KDDistiller(_compat.SymbolicBuildFix, keras.Model):
         return total, parts
 
     def _unpack(self, data):
-        x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
-        if y is None:
-            raise ValueError(
-                "R2KDDistiller needs labels: pass (images, labels) batches; "
-                "received a dataset or arrays without labels."
-            )
-        if sample_weight is not None:
-            raise ValueError(
-                "R2KDDistiller does not support `sample_weight`; received one "
-                f"of shape {tuple(sample_weight.shape)}."
-            )
+        x, y = checks.labelled_batch(data)
         return x, self._one_hot(x, y)
 
     def _one_hot(self, x, y, check_range=True):
@@ -436,11 +286,12 @@ class R2KDDistiller(_compat.SymbolicBuildFix, keras.Model):
                 ops.cast(self.student(view, training=True), "float32") for view in images
             ]
             views = [
-                (self._gather(logits), None if target is None else self._gather(target),
-                 self._gather(view_labels))
+                (gather_global_batch(logits),
+                 None if target is None else gather_global_batch(target),
+                 gather_global_batch(view_labels))
                 for logits, target, view_labels in zip(student_logits, targets, labels)
             ]
-            total, parts = self._loss_and_parts(views, self._gather(one_hot))
+            total, parts = self._loss_and_parts(views, gather_global_batch(one_hot))
             # Gradients are summed over replicas and every replica computes
             # the same global-batch loss, hence the division.
             scaled = self.optimizer.scale_loss(total / replicas)
@@ -468,11 +319,11 @@ class R2KDDistiller(_compat.SymbolicBuildFix, keras.Model):
             self._target_logits([x], training=False)[0] if self.method.uses_teacher else None
         )
         views = [(
-            self._gather(student_logits),
-            None if target is None else self._gather(target),
+            gather_global_batch(student_logits),
+            None if target is None else gather_global_batch(target),
             None,
         )]
-        total, parts = self._loss_and_parts(views, self._gather(one_hot))
+        total, parts = self._loss_and_parts(views, gather_global_batch(one_hot))
         return self._record(x, one_hot, student_logits, total, parts)
 
     def fit(self, *args, **kwargs):
@@ -491,7 +342,7 @@ class R2KDDistiller(_compat.SymbolicBuildFix, keras.Model):
                     f"{self.method!r} counts its warm-up in epochs and needs a list of "
                     "callbacks, not a CallbackList; give a list or `warmup_steps`."
                 )
-            arguments["callbacks"] = [*callbacks, _StepsPerEpoch()]
+            arguments["callbacks"] = [*callbacks, StepsPerEpoch()]
         try:
             return super().fit(*bound.args[1:], **bound.kwargs)
         except tf.errors.InvalidArgumentError as error:

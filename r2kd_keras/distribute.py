@@ -1,5 +1,6 @@
 """`tf.distribute` helpers: building a strategy by name, which task writes,
-the global batch check and sharding of in-memory datasets."""
+the global batch check, sharding of in-memory datasets and gathering a
+tensor over the global batch."""
 
 import os
 
@@ -151,3 +152,19 @@ def shard_by_data(dataset):
         tf.data.experimental.AutoShardPolicy.DATA
     )
     return dataset.with_options(options)
+
+
+def gather_global_batch(tensor):
+    """`tensor` over the global batch: its replicas' parts concatenated along
+    axis 0 (identity on one replica or outside a replica context).
+
+    Example:
+    >>> logits = gather_global_batch(student_logits)  # inside strategy.run
+    """
+    context = tf.distribute.get_replica_context()
+    if context is None or context.num_replicas_in_sync == 1:
+        return tensor
+    gathered = context.all_gather(tensor, axis=0)
+    # all_gather forgets the static class count the losses need.
+    gathered.set_shape([None] + list(tensor.shape[1:]))
+    return gathered

@@ -48,3 +48,34 @@ def test_public_names_keep_their_import_paths(module, names):
     imported = __import__(module, fromlist=names)
     for name in names:
         assert getattr(imported, name) is not None, f"{module}.{name}"
+
+
+def test_split_modules_keep_their_old_import_paths():
+    from r2kd_keras import augment
+    from r2kd_keras import autoaugment
+    from r2kd_keras import distiller
+    from r2kd_keras import methods
+    from r2kd_keras import precision
+    from r2kd_keras.augment import autoaugment as augment_autoaugment
+    from r2kd_keras.augment import cutmix
+    from r2kd_keras.augment import cutout
+    from r2kd_keras.augment import factory
+    from r2kd_keras.augment import second_view
+    from r2kd_keras.pruning import filter_wrapper
+    from r2kd_keras.pruning import filters
+    from r2kd_keras.pruning import shrinking
+
+    for name in ("OPS", "POLICIES", "AutoAugment", "apply_op", "magnitude"):
+        assert getattr(autoaugment, name) is getattr(augment_autoaugment, name), name
+    assert augment.AutoAugment is augment_autoaugment.AutoAugment
+    assert augment.SecondView is second_view.SecondView
+    assert augment.Cutout is cutout.Cutout
+    assert (augment.ReferenceCutMix, augment.CutMixPick) == (cutmix.ReferenceCutMix,
+                                                             cutmix.CutMixPick)
+    assert augment.make_augmenter is factory.make_augmenter
+    assert augment.AUGMENTER_NAMES is factory.AUGMENTER_NAMES
+    assert filters.PruneFilters is filter_wrapper.PruneFilters
+    assert (filters.shrink, filters.finalize) == (shrinking.shrink, shrinking.finalize)
+    for name in ("TEACHER_DTYPES", "resolve_teacher_dtype", "reduced_precision_copy"):
+        assert getattr(distiller, name) is getattr(precision, name), name
+    assert distiller.DISTILLATION_METHODS is methods.METHOD_NAMES

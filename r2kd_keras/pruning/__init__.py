@@ -8,10 +8,8 @@ one-shot teacher pruning of R2KD.
 from r2kd_keras.pruning.callbacks import PruningSummaries
 from r2kd_keras.pruning.callbacks import UpdatePruningStep
 from r2kd_keras.pruning.channels import ChannelGraph
-from r2kd_keras.pruning.filters import PruneFilters
-from r2kd_keras.pruning.filters import finalize
+from r2kd_keras.pruning.filter_wrapper import PruneFilters
 from r2kd_keras.pruning.filters import prune_filters
-from r2kd_keras.pruning.filters import shrink
 from r2kd_keras.pruning.magnitude import PrunableLayer
 from r2kd_keras.pruning.magnitude import magnitude_mask
 from r2kd_keras.pruning.magnitude import prunable_kernels
@@ -23,6 +21,8 @@ from r2kd_keras.pruning.prune import prune_scope
 from r2kd_keras.pruning.schedules import ConstantSparsity
 from r2kd_keras.pruning.schedules import PolynomialDecay
 from r2kd_keras.pruning.schedules import PruningSchedule
+from r2kd_keras.pruning.shrinking import finalize
+from r2kd_keras.pruning.shrinking import shrink
 from r2kd_keras.pruning.structure import prune_for_structure
 from r2kd_keras.pruning.strip import get_sparsity
 from r2kd_keras.pruning.strip import strip_pruning
