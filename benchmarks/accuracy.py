@@ -490,8 +490,6 @@ def write_report(results, md_path, png_path):
     """
     data = results.data
     settings = data["settings"]
-    session = data["sessions"][-1]
-    env = session["environment"]
     teacher = data["summary"].get("teacher")
     subset = settings["val_subset"]
     lines = [
@@ -509,7 +507,6 @@ def write_report(results, md_path, png_path):
     ]
     lines += [f"| {label} | {_format_cell(cells['none'])} | {_format_cell(cells['cutmix'])} |"
               for label, cells in _rows_of(results)]
-    total = sum(s["wall_seconds"] for s in data["sessions"])
     paired = paired_differences(results)
     if paired:
         lines += [
@@ -539,6 +536,32 @@ def write_report(results, md_path, png_path):
         "(the recipe's 150/180/210 of 240, scaled); DKD's warm-up of 20 of 240 "
         "epochs scaled the same way.",
         "",
+        *report_footer(data, png_path),
+    ]
+    with open(md_path, "w") as f:
+        f.write("\n".join(lines))
+    _plot(results, png_path)
+
+
+def report_footer(data, png_path, last_session=True):
+    """The end of a generated report: the commands, the environment, the wall
+    time and the chart, from the JSON's `sessions`.
+
+    Args:
+        data: the `Results.data`.
+        png_path: the chart, linked by its file name.
+        last_session: also give the last session's wall time.
+
+    Example:
+    >>> lines += report_footer(results.data, "out/accuracy-fashion_mnist.png")
+    """
+    session = data["sessions"][-1]
+    env = session["environment"]
+    total = sum(s["wall_seconds"] for s in data["sessions"])
+    wall = f"Wall time: {total / 60:.1f} min over {len(data['sessions'])} session(s)"
+    if last_session:
+        wall += f"; last session {session['wall_seconds'] / 60:.1f} min"
+    return [
         "Command(s), one per session: "
         + ", ".join(f"`{c}`" for c in dict.fromkeys(s["command"] for s in data["sessions"])),
         "",
@@ -546,15 +569,11 @@ def write_report(results, md_path, png_path):
         f"{env['numpy']}, Python {env['python']}; {env['cpu']}, {env['cpu_count']} "
         f"CPUs (load average {session['load_average']} at the start).",
         "",
-        f"Wall time: {total / 60:.1f} min over {len(data['sessions'])} session(s); "
-        f"last session {session['wall_seconds'] / 60:.1f} min.",
+        wall + ".",
         "",
         f"![chart]({os.path.basename(png_path)})",
         "",
     ]
-    with open(md_path, "w") as f:
-        f.write("\n".join(lines))
-    _plot(results, png_path)
 
 
 def _plot(results, png_path):

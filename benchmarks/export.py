@@ -37,6 +37,7 @@ from r2kd_keras import export  # noqa: E402
 from r2kd_keras.data.idx import fashion_mnist_arrays  # noqa: E402
 from r2kd_keras.models import get_model  # noqa: E402
 from r2kd_keras.pruning import magnitude_mask, prunable_kernels  # noqa: E402
+from r2kd_keras.pruning.magnitude import walk_layers  # noqa: E402
 
 QUANTIZE_MODES = (None, "dynamic", "float16", "int8")
 BATCH = 32
@@ -72,7 +73,7 @@ def pruned_copy(model, sparsity, x, y, finetune_steps):
     pruned = keras.models.clone_model(model)
     pruned.set_weights(model.get_weights())
     masked = []
-    for layer in pruned._flatten_layers(include_self=False, recursive=True):
+    for layer in walk_layers(pruned):  # the model itself has no kernels
         for kernel in prunable_kernels(layer) if sparsity else []:
             mask = magnitude_mask(keras.ops.convert_to_numpy(kernel), sparsity)
             kernel.assign(kernel * mask)

@@ -1,14 +1,13 @@
 """r2kd-keras: Robustness-Reinforced Knowledge Distillation for Keras 3."""
 
-import sys as _sys
-
 from r2kd_keras import logs
 
 # First: TensorFlow reads its native log level once, when it is imported; and
-# prints a few native lines (CUDA probing) that no log level hides.
-_verbosity = logs.verbosity_from_argv(_sys.argv)
-logs.before_tensorflow(_verbosity)
-with logs.native_output_kept_aside(_verbosity is None or _verbosity < 0):
+# prints a few native lines (CUDA probing) that no log level hides. The
+# environment decides, not the command line: a library must not read argv
+# (the commands' `--verbosity` sets the Python logging, `logs.configure`).
+logs.before_tensorflow()
+with logs.native_output_kept_aside(logs.native_quiet()):
     from r2kd_keras import augment
     from r2kd_keras import data
     from r2kd_keras import export

@@ -38,6 +38,33 @@ def is_functional(model):
     return isinstance(model, (keras.Sequential, Functional))
 
 
+def producer_of(tensor):
+    """The layer (or Keras operation) whose call produced the symbolic
+    `tensor` of a functional model's graph.
+
+    Keras 3.15.1 keeps it only in the private `tensor._keras_history`
+    (`operation`, `node_index`, `tensor_index`); `Node` has no public link
+    from an input tensor back to its producer.
+
+    Example:
+    >>> _compat.producer_of(model.get_layer("bn").input)  # the conv before it
+    """
+    return tensor._keras_history.operation
+
+
+def graph_nodes(model):
+    """Every `Node` of the functional `model`'s graph (input nodes included),
+    deepest first.
+
+    Keras 3.15.1 lists them only in the private `model._nodes_by_depth`, a
+    dict from depth to the nodes at that depth.
+
+    Example:
+    >>> [node.operation.name for node in _compat.graph_nodes(model)]
+    """
+    return [node for nodes in model._nodes_by_depth.values() for node in nodes]
+
+
 def maybe_merge_call(fn, strategy, *args):
     """`fn(strategy, *args)` once in cross-replica context.
 

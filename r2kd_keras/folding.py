@@ -39,8 +39,7 @@ _INFERENCE_IDENTITY = (
 def _graph_nodes(model):
     return [
         node
-        for nodes in model._nodes_by_depth.values()
-        for node in nodes
+        for node in _compat.graph_nodes(model)
         if node.operation is not None and not node.is_input
     ]
 
@@ -59,7 +58,7 @@ def _unfoldable_reason(bn, bn_nodes, nodes_of, consumers, outputs):
     if node.arguments.kwargs.get("training") is True:
         return "it is called with training=True (batch statistics)"
     source = node.input_tensors[0]
-    producer = source._keras_history.operation
+    producer = _compat.producer_of(source)
     if not isinstance(producer, _FOLDABLE):
         return (
             f"its input comes from '{producer.name}' ({type(producer).__name__}), "
@@ -175,7 +174,7 @@ def fold_batchnorm(model, strict=False):
             layer, nodes_of.get(id(layer), []), nodes_of, consumers, outputs
         )
         if reason is None:
-            producer = nodes_of[id(layer)][0].input_tensors[0]._keras_history.operation
+            producer = _compat.producer_of(nodes_of[id(layer)][0].input_tensors[0])
             folded_into[id(producer)] = layer
             dropped.add(id(layer))
         elif strict:

@@ -4,7 +4,8 @@ By default TensorFlow's and absl's logging show warnings and above, and the
 chatter a run does not need is dropped: tf.function retracing warnings, and
 the native (C++) messages of the TFLite converter, which are kept aside and
 shown only if the conversion fails. Keras's progress bar is untouched.
-`--verbosity` (absl's flag: -1 warnings, 0 info, 1 debug) shows more.
+`--verbosity` (absl's flag: -1 warnings, 0 info, 1 debug) shows more of
+the Python logging; `TF_CPP_MIN_LOG_LEVEL=0` shows the native messages.
 """
 
 import contextlib
@@ -19,41 +20,26 @@ _LEVELS = {-3: logging.FATAL, -2: logging.ERROR, -1: logging.WARNING,
 _NOISE = ("triggered tf.function retracing",)
 
 
-def verbosity_from_argv(argv):
-    """The value of `--verbosity` / `-v` in `argv`, or None when absent
-    (it is needed before the flags are parsed: TensorFlow reads its native
-    log level once, when it is imported).
+def before_tensorflow():
+    """Makes TensorFlow's native (C++) logging show errors only
+    (`TF_CPP_MIN_LOG_LEVEL=2`) unless the environment sets a level. Call it
+    before TensorFlow is imported: TensorFlow reads the level once.
 
     Example:
-    >>> verbosity_from_argv(["r2kd", "distill", "--verbosity=0"])
-    0
+    >>> before_tensorflow()
     """
-    for i, arg in enumerate(argv):
-        for flag in ("--verbosity", "-v"):
-            if arg.startswith(flag + "="):
-                return _as_int(arg[len(flag) + 1:])
-            if arg == flag and i + 1 < len(argv):
-                return _as_int(argv[i + 1])
-    return None
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 
-def _as_int(text):
-    try:
-        return int(text)
-    except ValueError:
-        return None
-
-
-def before_tensorflow(verbosity=None):
-    """Sets TensorFlow's native log level from `verbosity` (None: warnings
-    and above, as `TF_CPP_MIN_LOG_LEVEL=2`); an explicit environment value
-    wins. Call it before TensorFlow is imported.
+def native_quiet():
+    """Whether TensorFlow's native log level (`TF_CPP_MIN_LOG_LEVEL`) hides
+    its info messages, i.e. is not 0.
 
     Example:
-    >>> before_tensorflow(None)
+    >>> with native_output_kept_aside(native_quiet()):
+    ...     import tensorflow
     """
-    quiet = verbosity is None or verbosity < 0
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if quiet else "0")
+    return os.environ.get("TF_CPP_MIN_LOG_LEVEL", "0").strip() not in ("", "0")
 
 
 class _DropNoise(logging.Filter):

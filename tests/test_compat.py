@@ -33,6 +33,30 @@ def test_functional_and_sequential_models_are_recognised():
     assert not _compat.is_functional(Subclassed())
 
 
+def test_producer_of_a_graph_tensor_is_the_layer_that_made_it():
+    inputs = keras.Input((3,))
+    dense = keras.layers.Dense(2)
+    hidden = dense(inputs)
+    outputs = keras.layers.ReLU()(hidden)
+    keras.Model(inputs, outputs)
+    assert _compat.producer_of(hidden) is dense
+    assert isinstance(_compat.producer_of(inputs), keras.layers.InputLayer)
+    # A Keras op in the graph (`x + 3`) is its own operation, not a layer.
+    shifted = hidden + 3.0
+    assert not isinstance(_compat.producer_of(shifted), keras.layers.Layer)
+
+
+def test_graph_nodes_are_every_node_of_a_functional_model():
+    model = tiny_model()
+    nodes = _compat.graph_nodes(model)
+    dense = model.layers[-1]
+    calls = [node for node in nodes if node.operation is dense]
+    assert len(calls) == 1
+    assert calls[0].input_tensors[0] is model.inputs[0]
+    assert calls[0].output_tensors[0] is model.outputs[0]
+    assert any(node.is_input for node in nodes)
+
+
 def test_maybe_merge_call_runs_fn_once_in_cross_replica_context(mirrored_strategy):
     contexts = []
     with mirrored_strategy.scope():

@@ -197,6 +197,31 @@ def test_names_of_the_single_module_runner_stay_importable():
         assert callable(getattr(train, name)) or name == "pruning", name
 
 
+def test_export_student_finalizes_only_a_model_still_wrapped(monkeypatch):
+    import dataclasses
+
+    from r2kd_keras import pruning
+    from r2kd_keras.train import stages
+
+    @dataclasses.dataclass
+    class Report:
+        path: str
+
+    exported, finalized = [], []
+    real_finalize = pruning.finalize
+    monkeypatch.setattr(pruning, "finalize",
+                        lambda model: finalized.append(model) or real_finalize(model))
+    monkeypatch.setattr(stages.export_lib, "to_tflite",
+                        lambda model, path, **kwargs: exported.append(model) or Report(path))
+    plain = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    # The runner passes the model it already finalized: exported as it is.
+    assert stages.export_student(plain, "dynamic", "s.tflite", None) == {"path": "s.tflite"}
+    assert exported == [plain] and finalized == []
+    wrapped = pruning.prune_low_magnitude(plain)
+    stages.export_student(wrapped, "dynamic", "s.tflite", None)
+    assert finalized == [wrapped] and not pruning.pruning_wrappers(exported[-1])
+
+
 def test_dkd_warmup_follows_the_run_length():
     from r2kd_keras.train import stages
 

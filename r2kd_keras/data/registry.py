@@ -20,6 +20,10 @@ class DatasetRequest:
         image_size: served size; None: the dataset's default.
         train_subset: keep only this many training images (loaders that
             cannot draw a subset leave it to the step count).
+        label_noise: share of the training labels (after `train_subset`)
+            replaced by a random other class, fixed by `seed`
+            (`label_noise.symmetric_label_noise`); only loaders registered
+            with `label_noise=True` take it.
         options: loader-specific settings, e.g. `{"fgvr_dataset": "cars196"}`.
     """
 
@@ -28,6 +32,7 @@ class DatasetRequest:
     seed: int = 42
     image_size: int = None
     train_subset: int = None
+    label_noise: float = 0.0
     options: dict = dataclasses.field(default_factory=dict)
 
     def size(self, default=None):
@@ -37,21 +42,28 @@ class DatasetRequest:
 
 
 _LOADERS = {}
+_NOISY_LABELS = set()  # names whose loader applies `DatasetRequest.label_noise`
 
 
-def register_dataset(name, load, description):
+def register_dataset(name, load, description, label_noise=False):
     """Makes `load` the loader of `name` (for `load_dataset` and `--dataset`).
 
     Args:
         name: the dataset's name.
         load: a function `DatasetRequest -> (train_ds, val_ds, info)`.
         description: one line for the flag documentation.
+        label_noise: whether `load` applies `DatasetRequest.label_noise`
+            (otherwise a request with label noise is refused).
 
     Example:
     >>> register_dataset("my_set", lambda r: my_loader(r.data_dir, r.batch_size),
     ...                  "My images.")
     """
     _LOADERS[name] = (load, description)
+    if label_noise:
+        _NOISY_LABELS.add(name)
+    else:
+        _NOISY_LABELS.discard(name)
 
 
 def dataset_names():
@@ -77,15 +89,21 @@ def load_dataset(name, **request):
     if name not in _LOADERS:
         raise ValueError(
             f"dataset={name!r} is not known; use one of {', '.join(_LOADERS)}.")
+    request = DatasetRequest(**request)
+    if request.label_noise and name not in _NOISY_LABELS:
+        raise ValueError(
+            f"label_noise={request.label_noise!r}: dataset={name!r} cannot replace its "
+            f"training labels; the datasets that can: {', '.join(sorted(_NOISY_LABELS))}.")
     load, _ = _LOADERS[name]
-    return load(DatasetRequest(**request))
+    return load(request)
 
 
 def _fashion_mnist(request):
     # Padded to 32 and repeated to 3 channels so the CIFAR models run.
     return fashion_mnist(data_dir=request.data_dir, channels=3,
                          train_subset=request.train_subset, batch_size=request.batch_size,
-                         seed=request.seed, **request.size(32))
+                         seed=request.seed, label_noise=request.label_noise,
+                         **request.size(32))
 
 
 def _cifar100(request):
@@ -125,7 +143,8 @@ def _image_folder(request):
 
 
 register_dataset("fashion_mnist", _fashion_mnist,
-                 "Fashion-MNIST IDX files, served 32x32x3 (Debian dataset-fashion-mnist).")
+                 "Fashion-MNIST IDX files, served 32x32x3 (Debian dataset-fashion-mnist).",
+                 label_noise=True)
 register_dataset("cifar100", _cifar100, "CIFAR-100 prepared by tfds (32x32).")
 register_dataset("tiny_imagenet", _tiny_imagenet,
                  "The tiny-imagenet-200 folder (64x64, 200 classes).")

@@ -26,45 +26,34 @@ def depthwise_initializer():
     return keras.initializers.VarianceScaling(2.0, "fan_in", "untruncated_normal")
 
 
-def _pad_for_stride(x, kernel_size, strides, name):
-    """Returns `(x, padding)` reproducing PyTorch's symmetric `padding=k // 2`.
+def _torch_padded(layer_class, x, kernel_size, strides, name, **options):
+    """`layer_class(kernel_size, strides=strides, name=name, **options)` on `x`
+    with PyTorch's symmetric `padding=k // 2`.
 
     Keras "same" pads only bottom/right when a stride-2 window meets an even
     input, which shifts every sampled window by one pixel against the reference;
     explicit zero padding keeps the two frameworks' outputs identical.
     """
     pad = kernel_size // 2
+    padding = "same"
     if strides > 1 and pad:
-        return layers.ZeroPadding2D(pad, name=f"{name}_pad")(x), "valid"
-    return x, "same"
+        x = layers.ZeroPadding2D(pad, name=f"{name}_pad")(x)
+        padding = "valid"
+    return layer_class(kernel_size=kernel_size, strides=strides, padding=padding,
+                       name=name, **options)(x)
 
 
 def conv(x, filters, kernel_size, strides=1, *, name, groups=1, use_bias=False):
     """Conv2D with PyTorch padding semantics and the reference initialiser."""
-    x, padding = _pad_for_stride(x, kernel_size, strides, name)
-    return layers.Conv2D(
-        filters,
-        kernel_size,
-        strides=strides,
-        padding=padding,
-        groups=groups,
-        use_bias=use_bias,
-        kernel_initializer=conv_initializer(),
-        name=name,
-    )(x)
+    return _torch_padded(layers.Conv2D, x, kernel_size, strides, name, filters=filters,
+                         groups=groups, use_bias=use_bias,
+                         kernel_initializer=conv_initializer())
 
 
 def depthwise_conv(x, kernel_size, strides=1, *, name):
     """DepthwiseConv2D (PyTorch `groups=in_channels`), no bias."""
-    x, padding = _pad_for_stride(x, kernel_size, strides, name)
-    return layers.DepthwiseConv2D(
-        kernel_size,
-        strides=strides,
-        padding=padding,
-        use_bias=False,
-        depthwise_initializer=depthwise_initializer(),
-        name=name,
-    )(x)
+    return _torch_padded(layers.DepthwiseConv2D, x, kernel_size, strides, name,
+                         use_bias=False, depthwise_initializer=depthwise_initializer())
 
 
 def batch_norm(x, *, name):

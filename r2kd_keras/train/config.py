@@ -138,6 +138,9 @@ class TrainConfig:
         None, "With --strategy=mirrored: this many logical CPU replicas.")
     tpu: str = _field("", "TPU name or address for --strategy=tpu.")
     train_subset: int = _field(None, "Use only this many training images.")
+    label_noise: float = _field(
+        0.0, "Share of the training labels replaced by a random other class "
+        "(symmetric noise, fixed by --seed; fashion_mnist); validation labels stay clean.")
     val_subset: int = _field(None, "Evaluate on only this many validation images.")
     steps_per_epoch: int = _field(None, "Steps per epoch (default: one pass).")
     validation_freq: int = _field(
@@ -173,6 +176,8 @@ class TrainConfig:
             raise ValueError(
                 f"teacher_prune_rate={self.teacher_prune_rate!r} must be in [0, 1)."
             )
+        if not 0.0 <= self.label_noise < 1.0:
+            raise ValueError(f"label_noise={self.label_noise!r} must be in [0, 1).")
         if self.dkd_warmup_epochs is not None and self.dkd_warmup_epochs <= 0:
             raise ValueError(
                 f"dkd_warmup_epochs={self.dkd_warmup_epochs!r} must be positive.")

@@ -14,7 +14,8 @@ def load_data(config, batch_size=None):
 
     Returns:
         The loader's `(train_ds, val_ds, info)`; `train_ds` is repeated (the
-        run fixes `steps_per_epoch`) and `val_ds` cut to `val_subset`.
+        run fixes `steps_per_epoch`), its labels with `label_noise`, and
+        `val_ds` cut to `val_subset`.
 
     Example:
     >>> train_ds, val_ds, info = load_data(TrainConfig(dataset="fashion_mnist"))
@@ -26,7 +27,7 @@ def load_data(config, batch_size=None):
     train_ds, val_ds, info = data_lib.load_dataset(
         config.dataset, data_dir=config.data_dir, batch_size=batch_size,
         seed=config.seed, image_size=image_size,
-        train_subset=config.train_subset,
+        train_subset=config.train_subset, label_noise=config.label_noise,
         options={"fgvr_dataset": config.fgvr_dataset, "val_dir": config.val_dir,
                  "val_fraction": config.val_fraction})
     if config.val_subset:

@@ -192,11 +192,14 @@ def teacher_stage(config, strategy, info, train_ds, val_ds, input_shape,
 
 
 def export_student(student, export, path, val_ds):
-    """Strips pruning from `student` (shrinking a filter-pruned one to its
-    smaller dense network) and writes it to `path` as `.tflite`.
+    """Writes `student` to `path` as `.tflite`, first stripping pruning
+    (shrinking a filter-pruned one to its smaller dense network) if it still
+    has pruning wrappers.
 
     Args:
-        student: the trained student (pruning wrappers allowed).
+        student: the trained student: already `pruning.finalize`d (as the
+            runner passes it, so the model is finalized once) or still
+            wrapped.
         export: a key of `EXPORTS` other than `"none"`.
         path: the `.tflite` file.
         val_ds: batched `(images, labels)`: int8 calibration and the LiteRT
@@ -208,7 +211,7 @@ def export_student(student, export, path, val_ds):
     Example:
     >>> report = export_student(student, "dynamic", "run/student.tflite", val_ds)
     """
-    model = pruning.finalize(student)
+    model = pruning.finalize(student) if pruning.pruning_wrappers(student) else student
     quantize = EXPORTS[export]
     with logs.native_output_kept_aside(logs.is_quiet()):  # the converter's C++ chatter
         report = export_lib.to_tflite(
