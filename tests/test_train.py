@@ -268,6 +268,22 @@ def test_a_run_with_other_settings_is_refused_listing_the_flags(tmp_path):
         assert json.load(f)["settings"]["epochs"] == 8
 
 
+def test_a_run_stored_before_a_setting_existed_resumes_at_its_default(tmp_path):
+    config = _prepared(tmp_path, epochs=4)
+    path = os.path.join(config.output_dir, "run_config.json")
+    with open(path) as f:
+        stored = json.load(f)
+    del stored["settings"]["label_noise"]  # as written before the field existed
+    with open(path, "w") as f:
+        json.dump(stored, f)
+    (tmp_path / "run" / "backup").mkdir()
+    _prepared(tmp_path, epochs=4)  # the new setting at its default: resumes
+    with open(path, "w") as f:
+        json.dump(stored, f)
+    with pytest.raises(ValueError, match=r"--label_noise: 0\.0 \(stored\) -> 0\.2 \(now\)"):
+        _prepared(tmp_path, epochs=4, label_noise=0.2)
+
+
 def test_settings_of_a_run_that_wrote_nothing_are_replaced(tmp_path):
     _prepared(tmp_path, epochs=4)
     config = _prepared(tmp_path, epochs=8)  # nothing to resume: no refusal

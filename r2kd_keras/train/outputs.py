@@ -2,6 +2,7 @@
 settings: `run_config.json` in `output_dir` stores the settings that change
 results; a rerun with others is refused unless `--overwrite` is given."""
 
+import dataclasses
 import glob
 import json
 import os
@@ -89,6 +90,18 @@ def _describe(stored, current):
     return changed
 
 
+def _with_new_settings(stored, config):
+    """`stored` with the settings added since it was written (a newer
+    release's fields) at their defaults, so that an older run still resumes
+    when the new settings are left as they were."""
+    if stored is None or "settings" not in stored:
+        return stored
+    defaults = {f.name: f.default for f in dataclasses.fields(config)
+                if f.metadata["affects_results"] and f.default is not dataclasses.MISSING}
+    defaults = json.loads(json.dumps(defaults))
+    return {**stored, "settings": {**defaults, **stored["settings"]}}
+
+
 def prepare_output_dir(config, methods):
     """Makes `config.output_dir` ready for the run of `config` and `methods`.
 
@@ -120,7 +133,7 @@ def prepare_output_dir(config, methods):
     # The JSON round trip makes tuples lists, as they are stored.
     current = json.loads(json.dumps({"settings": config.result_settings(),
                                      "methods": methods}))
-    stored = read_json(path)
+    stored = _with_new_settings(read_json(path), config)
     present = existing_outputs(directory)
     if present and stored != current:
         if stored is None:
