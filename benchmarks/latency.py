@@ -103,17 +103,24 @@ def keepdims_head(model):
     return keras.Model(model.inputs, outputs, name=model.name)
 
 
+def copy_of(model):
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
 def prune_and_finetune(dense, structure, sparsity, x, y, steps):
     """One-shot prune, R2KD fine-tune with the dense student as teacher."""
-    student = keras.models.clone_model(dense)
-    student.set_weights(dense.get_weights())
+    student = copy_of(dense)
     if structure == "xnnpack":
         student = keepdims_head(student)
     if structure is not None:
         schedule = pruning.ConstantSparsity(sparsity, 0, end_step=0)
         student = pruning.prune_for_structure(student, structure, schedule)
     if steps:
-        distiller = R2KDDistiller(student=student, teacher=dense)
+        # A copy as teacher: the distiller freezes its teacher, and the next
+        # configuration's student is cloned from `dense`.
+        distiller = R2KDDistiller(student=student, teacher=copy_of(dense))
         distiller.compile(optimizer=keras.optimizers.Adam(1e-3))
         count = steps * BATCH
         distiller.fit(x[:count], y[:count], batch_size=BATCH, epochs=1, verbose=0,

@@ -45,6 +45,21 @@ def check_distiller_arguments(student, teacher, method, teacher_prune_rate, teac
         )
 
 
+def trainable_student_variables(student):
+    """The student's trainable variables; a ValueError when there are none,
+    which would train nothing while the loss is still reported."""
+    variables = student.trainable_variables
+    if not variables:
+        raise ValueError(
+            f"R2KDDistiller: the student {student.name!r} has no trainable weights, so "
+            "training would not change it. R2KDDistiller freezes its teacher "
+            "(teacher.trainable = False), and keras.models.clone_model of a frozen model "
+            "has frozen layers: unfreeze them (`for layer in student.layers: "
+            "layer.trainable = True`), or clone the model before it is used as a teacher."
+        )
+    return variables
+
+
 def labelled_batch(data):
     """`(x, y)` of a batch; a ValueError for one without labels or with
     sample weights, which the distiller does not support."""

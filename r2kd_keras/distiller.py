@@ -277,7 +277,7 @@ class R2KDDistiller(_compat.SymbolicBuildFix, keras.Model):
         if self.method.uses_teacher:
             targets = self._target_logits(images)
 
-        variables = self.student.trainable_variables
+        variables = checks.trainable_student_variables(self.student)
         replicas = self.distribute_strategy.num_replicas_in_sync
         with tf.GradientTape() as tape:
             # Separate student calls: its BatchNorm statistics stay per view,

@@ -271,6 +271,25 @@ def test_bad_labels_raise_a_message_with_the_shape(batch, teacher, labels, match
         distiller.fit(x, labels, batch_size=32, epochs=1, verbose=0)
 
 
+def test_a_student_cloned_from_a_frozen_teacher_is_refused(batch, teacher):
+    # The trap of fine-tuning several students from one model: the first
+    # distiller freezes it, and clones of it are frozen too.
+    x, y = batch
+    first = small_cnn(4, 2)
+    R2KDDistiller(small_cnn(4, 2), first)
+    assert not first.trainable
+    clone = keras.models.clone_model(first)
+    distiller = R2KDDistiller(clone, teacher)
+    distiller.compile(optimizer="sgd")
+    with pytest.raises(ValueError, match=r"has no trainable weights.*layer.trainable = True"):
+        distiller.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    for layer in clone.layers:
+        layer.trainable = True
+    before = [w.copy() for w in clone.get_weights()]
+    distiller.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    assert any(np.any(b != a) for b, a in zip(before, clone.get_weights()))
+
+
 def test_one_nan_pixel_stops_training_with_a_clear_error(batch, teacher):
     # One NaN pixel: on AVX-512 hosts oneDNN's ReLU/max-pool turn it into a
     # number, so the loss stays finite and only the input check catches it.
