@@ -104,6 +104,30 @@ def test_run_in_process_on_two_replicas(mirrored_strategy, tmp_path):
     assert best["epoch"] in (0, 1)
 
 
+def test_run_with_2_4_structure_exports_a_2_4_student(tmp_path):
+    from tests.test_examples import write_fashion_mnist
+
+    data = write_fashion_mnist(str(tmp_path / "data"), train=128, test=32)
+    config = train.TrainConfig(
+        dataset="fashion_mnist", data_dir=data, teacher="resnet8", student="resnet8",
+        teacher_epochs=1, epochs=1, batch_size=16, steps_per_epoch=4, export="dynamic",
+        student_sparsity=0.5, prune_structure="2:4",
+        output_dir=str(tmp_path / "run"), verbose=0)
+    results = train.run(config)
+    summary = results["students"]["r2kd"]
+    assert os.path.getsize(tmp_path / "run" / "student.tflite") > 0
+    assert summary["export"]["top1_agreement"] >= 0.9
+    student = train.pruning.finalize(keras.saving.load_model(tmp_path / "run" / "last.keras"))
+    groups = [
+        np.moveaxis(kernel.numpy(), -2, -1).reshape(-1, 4)
+        for layer in student.layers for kernel in train.pruning.prunable_kernels(layer)
+        if kernel.shape[-2] % 4 == 0
+    ]
+    assert len(groups) >= 5
+    # Every group of 4 consecutive input weights holds at least 2 zeros.
+    assert all(((g == 0).sum(axis=1) >= 2).all() for g in groups)
+
+
 # ------------------------------------------------------- one table per fact
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
