@@ -219,8 +219,8 @@ def inference_teacher(model, dtype=None, fold=True):
         model: a built `keras.Model` (the teacher or the pruned teacher;
             prune before folding, so that the zeros are those of the
             unfolded kernels).
-        dtype: None (float32), `"bfloat16"` or `"float16"`: the compute dtype
-            (see `precision.reduced_precision_copy`).
+        dtype: None or `"float32"` (no copy), `"bfloat16"` or `"float16"`:
+            the compute dtype (see `precision.reduced_precision_copy`).
         fold: fold BatchNorm into the layers before it (`fold_batchnorm`).
             A subclassed model cannot be folded and is used unfolded.
 
@@ -235,7 +235,7 @@ def inference_teacher(model, dtype=None, fold=True):
     runner = model
     if fold and _compat.is_functional(model):
         runner = fold_batchnorm(model)
-    if dtype:
+    if dtype not in (None, "float32"):
         runner = reduced_precision_copy(runner, dtype)
     if runner is not model:
         runner.trainable = False
