@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 from keras import ops
 
-from r2kd_keras.methods import check_range
+from r2kd_keras.validation import check_range
 
 _NOT_FINITE = (
     "R2KDDistiller: {cause}. Usual causes: a "
@@ -196,7 +196,7 @@ def _all_finite(tensors):
     return tf.reduce_all(tf.stack(flags)) if flags else tf.constant(True)
 
 
-def assert_finite_loss(total, named_groups):
+def assert_finite_step(total, named_groups):
     """Asserts `total` and every group of `(name, tensors)` are finite; the
     message names the first group holding a NaN/Inf, in the order given.
 

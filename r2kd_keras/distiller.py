@@ -301,7 +301,7 @@ class R2KDDistiller(_compat.SymbolicBuildFix, keras.Model):
                 + [("student", student_logits[0])]
             )
         if self.check_numerics:
-            checks.assert_finite_loss(total, [
+            checks.assert_finite_step(total, [
                 ("the images", images[:1]), ("the augmented images", images[1:]),
                 ("the logits of the teacher", [t for t in targets if t is not None]),
                 ("the logits of the student", student_logits),

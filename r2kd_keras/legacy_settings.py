@@ -4,6 +4,7 @@ the settings of a named method) turned into a method object, and back."""
 import keras
 
 from r2kd_keras import methods as methods_lib
+from r2kd_keras.validation import check_choice
 
 
 def resolve_method(method, distillation=None, loss_kwargs=None, settings=None):
@@ -40,11 +41,7 @@ def resolve_method(method, distillation=None, loss_kwargs=None, settings=None):
                 f"`distillation` is the old name of `method`; give one, received "
                 f"method={method!r} and distillation={distillation!r}."
             )
-        if distillation not in methods_lib.METHOD_NAMES:
-            raise ValueError(
-                f"`distillation` must be one of {methods_lib.METHOD_NAMES}, "
-                f"received: {distillation!r}"
-            )
+        check_choice("distillation", distillation, methods_lib.METHOD_NAMES)
         method = distillation
     cls = methods_lib.method_class(method) if isinstance(method, str) else None
     if cls is None:

@@ -15,28 +15,18 @@ Example:
 """
 
 import inspect
-import math
 
 import keras
 from keras import ops
 
 from r2kd_keras import losses
+from r2kd_keras.losses import r2kd as r2kd_lib
+from r2kd_keras.validation import check_choice
+from r2kd_keras.validation import check_positive
+from r2kd_keras.validation import check_range
 
 # mdistiller's DKD warm-up on CIFAR-100 (240 epochs).
 DKD_WARMUP_EPOCHS = 20
-
-
-def check_range(name, value, low, high=math.inf, high_inclusive=True):
-    """Raises a ValueError naming `name` unless `low <= value <= high`
-    (`< high` when not `high_inclusive`)."""
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value and (
-        value <= high if high_inclusive else value < high
-    )
-    if not ok:
-        bracket = "]" if high_inclusive else ")"
-        raise ValueError(
-            f"`{name}` must be a number in [{low}, {high}{bracket}, received: {value!r}"
-        )
 
 
 class DistillationMethod:
@@ -123,7 +113,7 @@ class _TeacherMethod(DistillationMethod):
 
     def __init__(self, temperature=4.0, ce_weight=1.0):
         super().__init__(ce_weight)
-        losses._check_temperature(temperature)
+        check_positive("temperature", temperature)
         self.temperature = float(temperature)
 
 
@@ -151,13 +141,15 @@ class R2KD(_TeacherMethod):
     term_names = ("value_loss", "rank_loss")
 
     def __init__(
-        self, temperature=4.0, value_weight=2.0, rank_weight=2.0, rank_mode="exact",
-        rank_sharpness=10.0, ce_weight=1.0,
+        self, temperature=r2kd_lib.TEMPERATURE, value_weight=r2kd_lib.VALUE_WEIGHT,
+        rank_weight=r2kd_lib.RANK_WEIGHT, rank_mode="exact",
+        rank_sharpness=r2kd_lib.RANK_SHARPNESS,
+        ce_weight=1.0,
     ):
         super().__init__(temperature, ce_weight)
         check_range("value_weight", value_weight, 0.0)
         check_range("rank_weight", rank_weight, 0.0)
-        losses._check_rank_mode(rank_mode, "rank_mode")
+        check_choice("rank_mode", rank_mode, losses.RANK_MODES)
         check_range("rank_sharpness", rank_sharpness, 0.0)
         self.value_weight = float(value_weight)
         self.rank_weight = float(rank_weight)
@@ -364,8 +356,7 @@ METHOD_NAMES = tuple(_METHODS)
 
 def method_class(name):
     """The class of the method called `name` (one of `METHOD_NAMES`)."""
-    if name not in _METHODS:
-        raise ValueError(f"`method` must be one of {METHOD_NAMES}, received: {name!r}")
+    check_choice("method", name, METHOD_NAMES)
     return _METHODS[name]
 
 

@@ -10,6 +10,8 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from r2kd_keras.validation import check_choice
+
 TEACHER_DTYPES = (None, "auto", "bfloat16", "float16")
 REDUCED_DTYPES = ("bfloat16", "float16")
 # Below this, bfloat16's rounding buys too little time to be worth it.
@@ -125,10 +127,7 @@ def resolve_teacher_dtype(teacher_dtype):
     Example:
     >>> resolve_teacher_dtype("auto")  # None on a CPU without fast BF16 units
     """
-    if teacher_dtype not in TEACHER_DTYPES:
-        raise ValueError(
-            f"`teacher_dtype` must be one of {TEACHER_DTYPES}, received: {teacher_dtype!r}"
-        )
+    check_choice("teacher_dtype", teacher_dtype, TEACHER_DTYPES)
     if teacher_dtype != "auto":
         return teacher_dtype
     hardware = detect_hardware()
@@ -181,11 +180,7 @@ def reduced_precision_copy(model, dtype):
     Example:
     >>> fast_teacher = reduced_precision_copy(teacher, "bfloat16")
     """
-    if dtype not in REDUCED_DTYPES:
-        raise ValueError(
-            f"`dtype` must be one of {REDUCED_DTYPES}, received: {dtype!r} "
-            "(a float32 teacher needs no copy)."
-        )
+    check_choice("dtype", dtype, REDUCED_DTYPES)
     policy = keras.DTypePolicy(f"mixed_{dtype}")
 
     def clone(layer):

@@ -11,6 +11,7 @@ from r2kd_keras import _paths
 from r2kd_keras import labels as labels_lib
 from r2kd_keras.pruning import pruning_wrappers
 from r2kd_keras.pruning import strip_pruning
+from r2kd_keras.validation import check_choice
 
 QUANTIZE_MODES = (None, "dynamic", "float16", "int8")
 INFERENCE_IO_TYPES = ("float32", "int8")
@@ -31,20 +32,13 @@ def student_of(model):
 
 def check_options(quantize, representative_data, inference_io):
     """Raises ValueError for a `quantize` / `inference_io` choice that cannot work."""
-    if quantize not in QUANTIZE_MODES:
-        raise ValueError(
-            f"`quantize` must be one of {QUANTIZE_MODES}; received: {quantize!r}"
-        )
+    check_choice("quantize", quantize, QUANTIZE_MODES)
     if quantize == "int8" and representative_data is None:
         raise ValueError(
             "`quantize='int8'` needs `representative_data` (a few hundred "
             "typical inputs) to calibrate activation ranges; received: None"
         )
-    if inference_io not in INFERENCE_IO_TYPES:
-        raise ValueError(
-            f"`inference_io` must be one of {INFERENCE_IO_TYPES}; "
-            f"received: {inference_io!r}"
-        )
+    check_choice("inference_io", inference_io, INFERENCE_IO_TYPES)
     if inference_io == "int8" and quantize != "int8":
         raise ValueError(
             "`inference_io='int8'` needs `quantize='int8'` (full integer); "

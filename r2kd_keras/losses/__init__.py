@@ -29,7 +29,3 @@ from r2kd_keras.losses.r2kd import SpearmanRankLoss
 from r2kd_keras.losses.r2kd import correlation_value_loss
 from r2kd_keras.losses.r2kd import r2kd_loss
 from r2kd_keras.losses.r2kd import spearman_rank_loss
-
-# The argument checks, for `r2kd_keras.methods` to give the same errors.
-from r2kd_keras.losses._common import _check_temperature
-from r2kd_keras.losses.r2kd import _check_rank_mode

@@ -4,6 +4,8 @@ the reference's cosine, the KL divergence and the `keras.losses.Loss` base."""
 import keras
 from keras import ops
 
+from r2kd_keras.validation import check_positive
+
 # The reference's epsilon in every cosine (mdistiller R2KD.py, DIST).
 COSINE_EPS = 1e-8
 # Floor under squared norms: an all-zero column (softmax underflow at huge
@@ -11,16 +13,9 @@ COSINE_EPS = 1e-8
 _SQUARED_NORM_FLOOR = 1e-30
 
 
-def _check_temperature(temperature):
-    if not isinstance(temperature, (int, float)) or temperature <= 0:
-        raise ValueError(
-            f"`temperature` must be a positive number, received: {temperature!r}"
-        )
-
-
 def _validated_logits(student_logits, teacher_logits, temperature):
     """Float32 logits, after checking shapes and temperature."""
-    _check_temperature(temperature)
+    check_positive("temperature", temperature)
     student_logits = ops.cast(student_logits, "float32")
     teacher_logits = ops.cast(teacher_logits, "float32")
     if len(student_logits.shape) != 2 or len(teacher_logits.shape) != 2:
@@ -100,7 +95,7 @@ class _LogitsLoss(keras.losses.Loss):
         self, temperature=4.0, name=None, reduction="sum_over_batch_size", dtype=None,
         **loss_kwargs,
     ):
-        _check_temperature(temperature)
+        check_positive("temperature", temperature)
         super().__init__(
             name=name or self.loss_fn.__name__, reduction=reduction, dtype=dtype
         )

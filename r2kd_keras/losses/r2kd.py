@@ -8,19 +8,18 @@ from keras import ops
 from r2kd_keras.losses._common import _LogitsLoss
 from r2kd_keras.losses._common import _soft_targets
 from r2kd_keras.losses._common import cosine_per_row
+from r2kd_keras.validation import check_choice
 
 RANK_MODES = ("exact", "soft")
+# The recipe's defaults (mdistiller's CIFAR-100 R2KD config), one place for
+# the pure functions, the Keras losses and `methods.R2KD`.
+TEMPERATURE = 4.0
+VALUE_WEIGHT = 2.0
+RANK_WEIGHT = 2.0
+RANK_SHARPNESS = 10.0
 
 
-def _check_rank_mode(mode, argument="mode"):
-    """Raises a ValueError naming `argument` unless `mode` is in `RANK_MODES`."""
-    if mode not in RANK_MODES:
-        raise ValueError(
-            f"`{argument}` must be one of {RANK_MODES}, received: {mode!r}"
-        )
-
-
-def correlation_value_loss(student_logits, teacher_logits, temperature=4.0):
+def correlation_value_loss(student_logits, teacher_logits, temperature=TEMPERATURE):
     """R2KD's value term: absolute-cosine distance in both directions.
 
     `tau^2 * (d_row + d_col)`, where `d_row = 1 - mean_i e(P_s[i], P_t[i])`
@@ -67,9 +66,9 @@ def _soft_ranks(scores, sharpness):
 def spearman_rank_loss(
     student_logits,
     teacher_logits,
-    temperature=4.0,
+    temperature=TEMPERATURE,
     mode="exact",
-    sharpness=10.0,
+    sharpness=RANK_SHARPNESS,
 ):
     """R2KD's rank term: `1 - mean_i spearman(P_s[i], P_t[i])`.
 
@@ -97,7 +96,7 @@ def spearman_rank_loss(
     Example:
     >>> spearman_rank_loss(student(x), teacher(x), mode="soft", sharpness=10.0)
     """
-    _check_rank_mode(mode)
+    check_choice("mode", mode, RANK_MODES)
     if mode == "soft" and not sharpness > 0:
         raise ValueError(f"`sharpness` must be positive, received: {sharpness!r}")
     p_s, p_t = _soft_targets(student_logits, teacher_logits, temperature)
@@ -116,11 +115,11 @@ def spearman_rank_loss(
 def r2kd_loss(
     student_logits,
     teacher_logits,
-    temperature=4.0,
-    value_weight=2.0,
-    rank_weight=2.0,
+    temperature=TEMPERATURE,
+    value_weight=VALUE_WEIGHT,
+    rank_weight=RANK_WEIGHT,
     rank_mode="exact",
-    rank_sharpness=10.0,
+    rank_sharpness=RANK_SHARPNESS,
 ):
     """The R2KD distillation term for one view.
 
@@ -179,8 +178,9 @@ class SpearmanRankLoss(_LogitsLoss):
 
     loss_fn = staticmethod(spearman_rank_loss)
 
-    def __init__(self, temperature=4.0, mode="exact", sharpness=10.0, name=None, **kwargs):
-        _check_rank_mode(mode)
+    def __init__(self, temperature=TEMPERATURE, mode="exact", sharpness=RANK_SHARPNESS, name=None,
+                 **kwargs):
+        check_choice("mode", mode, RANK_MODES)
         super().__init__(temperature, name, mode=mode, sharpness=sharpness, **kwargs)
 
 
@@ -200,10 +200,10 @@ class R2KDLoss(_LogitsLoss):
     loss_fn = staticmethod(r2kd_loss)
 
     def __init__(
-        self, temperature=4.0, value_weight=2.0, rank_weight=2.0,
-        rank_mode="exact", rank_sharpness=10.0, name=None, **kwargs,
+        self, temperature=TEMPERATURE, value_weight=VALUE_WEIGHT, rank_weight=RANK_WEIGHT,
+        rank_mode="exact", rank_sharpness=RANK_SHARPNESS, name=None, **kwargs,
     ):
-        _check_rank_mode(rank_mode, "rank_mode")
+        check_choice("rank_mode", rank_mode, RANK_MODES)
         super().__init__(
             temperature, name, value_weight=value_weight, rank_weight=rank_weight,
             rank_mode=rank_mode, rank_sharpness=rank_sharpness, **kwargs,
@@ -233,8 +233,8 @@ class CorrelationDistillation(keras.distillation.DistillationLoss):
     """
 
     def __init__(
-        self, temperature=4.0, value_weight=2.0, rank_weight=2.0,
-        rank_mode="exact", rank_sharpness=10.0,
+        self, temperature=TEMPERATURE, value_weight=VALUE_WEIGHT, rank_weight=RANK_WEIGHT,
+        rank_mode="exact", rank_sharpness=RANK_SHARPNESS,
     ):
         self._loss = R2KDLoss(
             temperature=temperature, value_weight=value_weight,

@@ -7,6 +7,8 @@ import numbers
 import keras
 from keras import layers
 
+from r2kd_keras.validation import check_choice
+
 # PyTorch's BatchNorm2d defaults (momentum 0.1 on the new batch, eps 1e-5) in Keras terms.
 BN_MOMENTUM = 0.9
 BN_EPSILON = 1e-5
@@ -94,8 +96,7 @@ def logits_head(x, num_classes, init="torch"):
             +-1/sqrt(fan_in)), "torch_zero_bias" (the same kernel, zero bias: WRN)
             or "normal" (N(0, 0.01) kernel, zero bias: VGG, MobileNetV2).
     """
-    if init not in _HEAD_INITS:
-        raise ValueError(f"`init` must be one of {_HEAD_INITS}; received init={init!r}.")
+    check_choice("init", init, _HEAD_INITS)
     x = layers.GlobalAveragePooling2D(name="avg_pool")(x)
     bound = 1.0 / math.sqrt(x.shape[-1])
     if init == "normal":

@@ -13,18 +13,10 @@ import tensorflow as tf
 from r2kd_keras.pruning import magnitude
 from r2kd_keras.pruning.wrapper import PruneLowMagnitude
 from r2kd_keras.pruning.wrapper import mask_on_device
+from r2kd_keras.validation import check_choice
 
 IMPORTANCES = ("l1", "l2")
 SCOPES = ("layer", "global")
-
-
-def check_choice(name, value, choices):
-    """Raises a ValueError naming `name` unless `value` is one of `choices`."""
-    if value not in choices:
-        raise ValueError(
-            f"`{name}` must be one of {', '.join(map(repr, choices))}, "
-            f"received: {value!r}"
-        )
 
 
 @keras.saving.register_keras_serializable(package="r2kd_keras")

@@ -3,6 +3,7 @@
 from r2kd_keras.pruning.filters import prune_filters
 from r2kd_keras.pruning.prune import PruneForLatencyOnXNNPack
 from r2kd_keras.pruning.prune import prune_low_magnitude
+from r2kd_keras.validation import check_choice
 
 STRUCTURES = ("unstructured", "filters", "2:4", "xnnpack")
 
@@ -39,7 +40,4 @@ def prune_for_structure(model, structure, pruning_schedule=None, **kwargs):
     if structure == "xnnpack":
         return prune_low_magnitude(model, pruning_schedule,
                                    pruning_policy=PruneForLatencyOnXNNPack(), **kwargs)
-    raise ValueError(
-        f"`structure` must be one of {', '.join(map(repr, STRUCTURES))}, "
-        f"received: {structure!r}"
-    )
+    check_choice("structure", structure, STRUCTURES)
