@@ -157,10 +157,12 @@ def student_policy():
     if not hardware.cpu_bfloat16:
         logging.warning("Mixed precision: this CPU has no bfloat16 instructions, so the "
                         "student will train slower than in float32.")
-    elif auto_dtype(hardware, cpu_bfloat16_speedup()) is None:
-        logging.warning("Mixed precision: a bfloat16 convolution runs %.2fx as fast as "
-                        "float32 on this CPU, so the student may train slower than in "
-                        "float32.", cpu_bfloat16_speedup())
+    else:
+        speedup = cpu_bfloat16_speedup()
+        if auto_dtype(hardware, speedup) is None:
+            logging.warning("Mixed precision: a bfloat16 convolution runs %.2fx as fast as "
+                            "float32 on this CPU, so the student may train slower than in "
+                            "float32.", speedup)
     return "mixed_bfloat16"
 
 

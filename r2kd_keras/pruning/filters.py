@@ -20,11 +20,11 @@ from r2kd_keras.pruning.filter_wrapper import SCOPES
 from r2kd_keras.pruning.filter_wrapper import PruneFilters
 from r2kd_keras.pruning.graph import is_graph_model
 from r2kd_keras.pruning.schedules import ConstantSparsity
-from r2kd_keras.validation import check_choice
 from r2kd_keras.pruning.shrinking import finalize  # noqa: F401 (old import path)
 from r2kd_keras.pruning.shrinking import shrink  # noqa: F401 (old import path)
 from r2kd_keras.pruning.strip import copy_layer
 from r2kd_keras.pruning.wrapper import pruning_wrappers
+from r2kd_keras.validation import check_choice
 
 _PINNED = -1
 

@@ -30,6 +30,7 @@ def prune_for_structure(model, structure, pruning_schedule=None, **kwargs):
     >>> ...  # distil
     >>> export.to_tflite(finalize(student), "student.tflite")
     """
+    check_choice("structure", structure, STRUCTURES)
     if structure == "filters":
         return prune_filters(model, pruning_schedule, **kwargs)
     if structure == "unstructured":
@@ -40,4 +41,3 @@ def prune_for_structure(model, structure, pruning_schedule=None, **kwargs):
     if structure == "xnnpack":
         return prune_low_magnitude(model, pruning_schedule,
                                    pruning_policy=PruneForLatencyOnXNNPack(), **kwargs)
-    check_choice("structure", structure, STRUCTURES)
