@@ -26,227 +26,50 @@ run across sessions (the size flags must then stay the same).
     python benchmarks/accuracy.py --full                # the paper's recipe
     python benchmarks/accuracy.py --dataset cifar100 --data_dir ~/tensorflow_datasets
 
-Training is the runner's (`r2kd_keras.train`): its data loading, teacher
+Training is the runner's (`r2kd_keras.train`, through `study.py`, the
+harness shared with robustness.py): its data loading, teacher
 stage (trained with the recipe, cached), and student stage (`L2SGD`, step
 decay and DKD's warm-up scaled to the epochs), which saves every student in
-`<cache_dir>/students/<settings>/<configuration>/` (`last.keras`). Teachers run in `teacher_dtype="auto"` (bfloat16 on CPUs
-with AVX512-BF16/AMX) for every method alike.
+`<cache_dir>/students/<settings>/<configuration>/` (`last.keras`). Every
+method's teachers compute in one dtype, `--teacher_dtype` (default "auto",
+resolved on the host: bfloat16 where it is measurably faster, else float32);
+the JSON stores the dtype it resolved to, so a study resumed on another host
+cannot mix teachers of two precisions.
 """
 
 import argparse
 import dataclasses
-import fnmatch
 import functools
-import json
 import os
-import platform
 import shlex
 import sys
 import textwrap
-import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import keras  # noqa: E402
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import study  # noqa: E402
 from r2kd_keras import pruning  # noqa: E402
 from r2kd_keras import train  # noqa: E402
 
-RESULTS_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results")
-
-
-@dataclasses.dataclass(frozen=True)
-class StudentConfig:
-    """One configuration of the grid: a method, its second view and R2KD options.
-
-    Args:
-        method: `distillation` of `R2KDDistiller`.
-        augment: `"none"` or `"cutmix"` (`augment.make_augmenter` name).
-        teacher_prune_rate: rate of R2KD's pruned teacher copy; 0: no blend.
-        rank_mode: R2KD's rank term, `"exact"` or `"soft"`.
-        pruned_teacher_training: run the pruned teacher in training mode,
-            as the reference does.
-        variant: suffix of the name for R2KD variants, e.g. `"-noblend"`.
-
-    Example:
-    >>> StudentConfig("r2kd", "cutmix", rank_mode="soft", variant="-softrank").name
-    'r2kd-softrank/cutmix'
-    """
-
-    method: str
-    augment: str
-    teacher_prune_rate: float = 0.1
-    rank_mode: str = "exact"
-    pruned_teacher_training: bool = False
-    variant: str = ""
-
-    @property
-    def name(self):
-        return f"{self.method}{self.variant}/{self.augment}"
-
-    @property
-    def label(self):
-        return METHOD_LABELS[self.method + self.variant]
-
-
-METHOD_LABELS = {
-    "none": "student alone (CE)", "kd": "KD", "dist": "DIST", "dkd": "DKD",
-    "r2kd": "R2KD", "r2kd-noblend": "R2KD, no pruned-teacher blend",
-    "r2kd-softrank": "R2KD, soft rank",
-    "r2kd-trainprune": "R2KD, training-mode pruned teacher (reference)",
-}
-AUGMENTS = ("none", "cutmix")
-GRID = tuple(
-    [StudentConfig(m, a) for m in ("none", "kd", "dist", "dkd", "r2kd") for a in AUGMENTS]
-    + [StudentConfig("r2kd", "cutmix", teacher_prune_rate=0.0, variant="-noblend"),
-       StudentConfig("r2kd", "cutmix", rank_mode="soft", variant="-softrank"),
-       StudentConfig("r2kd", "cutmix", pruned_teacher_training=True,
-                     variant="-trainprune")]
-)
 # Seed-paired differences the report lists: (label, minuend, subtrahend).
 PAIRED = (
-    [(f"R2KD - {METHOD_LABELS[m]}, augment {a}", f"r2kd/{a}", f"{m}/{a}")
-     for a in AUGMENTS for m in ("none", "kd", "dist", "dkd")]
-    + [(f"CutMix view, {METHOD_LABELS[m]}", f"{m}/cutmix", f"{m}/none")
+    [(f"R2KD - {study.METHOD_LABELS[m]}, augment {a}", f"r2kd/{a}", f"{m}/{a}")
+     for a in study.AUGMENTS for m in ("none", "kd", "dist", "dkd")]
+    + [(f"CutMix view, {study.METHOD_LABELS[m]}", f"{m}/cutmix", f"{m}/none")
        for m in ("none", "kd", "dist", "dkd", "r2kd")]
     + [("pruned-teacher blend (R2KD, cutmix)", "r2kd/cutmix", "r2kd-noblend/cutmix"),
        ("soft rank - exact rank (R2KD, cutmix)", "r2kd-softrank/cutmix", "r2kd/cutmix"),
        ("training-mode - inference-mode pruned teacher (R2KD, cutmix)",
         "r2kd-trainprune/cutmix", "r2kd/cutmix")]
 )
-# The 12 x 3 students and 3 teachers: measured 2.7 h projected on 2 cores
-# shared at load ~4 (one process got ~1 core); about 1.5 h on 2 idle cores.
-DEFAULTS = {"train_subset": 8_000, "epochs": 8, "teacher_epochs": 10}
 # The paper's recipe (r2kd-method.md section 5) on the whole training set.
 FULL = {"train_subset": None, "epochs": train.REFERENCE_EPOCHS,
         "teacher_epochs": train.REFERENCE_EPOCHS}
-# Settings a result depends on: a JSON written with others cannot be resumed.
-SETTINGS = ("dataset", "teacher", "student", "epochs", "teacher_epochs",
-            "train_subset", "val_subset", "batch_size", "lr", "teacher_dtype")
-
-
-def select_configs(patterns):
-    """The grid's configurations matching any of the `fnmatch` patterns.
-
-    Args:
-        patterns: comma-separated patterns of names like `r2kd/cutmix`, or
-            empty for the whole grid.
-
-    Returns:
-        list of `StudentConfig`, in grid order.
-
-    Example:
-    >>> [c.name for c in select_configs("kd/*")]
-    ['kd/none', 'kd/cutmix']
-    """
-    if not patterns:
-        return list(GRID)
-    wanted = [p.strip() for p in patterns.split(",") if p.strip()]
-    chosen = [c for c in GRID if any(fnmatch.fnmatchcase(c.name, p) for p in wanted)]
-    if not chosen:
-        raise ValueError(
-            f"--configs={patterns!r} matches no configuration; use names or "
-            f"patterns of: {', '.join(c.name for c in GRID)}."
-        )
-    return chosen
-
-
-# ------------------------------------------------------------------ training
-def student_dir(cache_dir, config, spec):
-    """The folder of the trained student of `spec` under `config` (seed and
-    size settings): the runner's stage writes `last.keras` there, so that
-    evaluations such as robustness.py need not train it again."""
-    tag = (f"{config.dataset}-{config.teacher}-{config.student}-seed{config.seed}-"
-           f"n{config.train_subset or 'all'}-e{config.teacher_epochs}-{config.epochs}"
-           f"-b{config.batch_size}-lr{config.lr:g}")
-    return os.path.join(cache_dir, "students", tag, spec.name.replace("/", "-"))
-
-
-def student_file(cache_dir, config, spec):
-    """The trained student's `.keras` file (see `student_dir`)."""
-    return os.path.join(student_dir(cache_dir, config, spec), "last.keras")
-
-
-def train_student(config, spec, teacher, info, train_ds, val_ds, steps, directory):
-    """Trains a fresh student of `config` with `spec` by the runner's stage;
-    its last-epoch top-1.
-
-    The student's checkpoints, metrics and backup go to `directory` (with
-    the runner's `run_config.json` guard), so a killed grid resumes the
-    student it was training and later studies can reuse the trained students
-    (`last.keras`).
-
-    Args:
-        config: a `train.TrainConfig` (student, seed, epochs, optimizer).
-        spec: the `StudentConfig`.
-        teacher: the trained teacher (unused for `method="none"`).
-        info: the dataset's `DatasetInfo`.
-        train_ds: repeated training batches.
-        val_ds: test batches.
-        steps: steps per epoch.
-        directory: the student's output folder.
-
-    Returns:
-        `(top1, train_seconds, optimizer_steps)`.
-
-    Example:
-    >>> top1, seconds, _ = train_student(config, GRID[-1], teacher, info, train, test,
-    ...                                  125, "results/students/seed0/r2kd-cutmix")
-    """
-    strategy = tf.distribute.get_strategy()
-    config = dataclasses.replace(
-        config, output_dir=directory, distillation=spec.method, augment=spec.augment,
-        teacher_prune_rate=spec.teacher_prune_rate, rank_mode=spec.rank_mode,
-        pruned_teacher_training=spec.pruned_teacher_training)
-    train.prepare_output_dir(config, {spec.method: spec.augment})
-    keras.utils.set_random_seed(config.seed)
-    input_shape = (info.image_size, info.image_size, info.channels)
-    student = train.build_student(config, info.num_classes, input_shape,
-                                  steps * config.epochs)
-    distill = spec.method != "none"
-    stage = train.train_stage(
-        config, strategy, student=student, teacher=teacher if distill else None,
-        info=info, train_ds=train_ds, val_ds=val_ds, directory=directory,
-        epochs=config.epochs, steps_per_epoch=steps, distillation=spec.method,
-        augment=spec.augment)
-    return stage["val_accuracy"], stage["train_seconds"], stage["steps"]
-
-
-def teacher_for_seed(config, cache_dir, info, train_ds, val_ds):
-    """The seed's teacher from `cache_dir`, trained there first if absent.
-
-    Args:
-        config: a `train.TrainConfig` with the seed; its teacher size
-            settings name the cache folder.
-        cache_dir: folder of the cached teachers.
-        info: the dataset's `DatasetInfo`.
-        train_ds: repeated training batches.
-        val_ds: test batches.
-
-    Returns:
-        `(teacher, summary)` as `train.teacher_stage`, `val_accuracy` filled.
-
-    Example:
-    >>> teacher, summary = teacher_for_seed(config, "results/cache", info, train, test)
-    """
-    tag = (f"{config.dataset}-{config.teacher}-seed{config.seed}-"
-           f"n{config.train_subset or 'all'}-e{config.teacher_epochs}-b{config.batch_size}"
-           f"-lr{config.lr:g}")
-    # Validating every epoch keeps the teacher's learning curve.
-    config = dataclasses.replace(config, output_dir=os.path.join(cache_dir, tag),
-                                 validation_freq=1)
-    os.makedirs(config.output_dir, exist_ok=True)
-    keras.utils.set_random_seed(config.seed)
-    strategy = tf.distribute.get_strategy()
-    input_shape = (info.image_size, info.image_size, info.channels)
-    teacher, summary = train.teacher_stage(config, strategy, info, train_ds, val_ds,
-                                           input_shape)
-    if summary["val_accuracy"] is None:
-        summary["val_accuracy"] = train.evaluate(teacher, val_ds, strategy)
-    return teacher, summary
 
 
 def blend_diagnostics(teacher, val_ds, rate=0.1, weight=0.7, temperature=4.0):
@@ -304,128 +127,25 @@ def _softmax(logits):
     return shifted / shifted.sum(-1, keepdims=True)
 
 
-# ------------------------------------------------------------------- results
-class Results:
-    """The benchmark's JSON: settings, teachers and per-seed student scores.
-
-    Args:
-        path: the JSON file (read when it exists).
-        settings: dict of `SETTINGS`; must equal the file's.
-
-    Example:
-    >>> results = Results("out/accuracy-fashion_mnist.json", settings)
-    >>> results.has("r2kd/cutmix", 0)
-    False
-    """
-
-    def __init__(self, path, settings):
-        self.path = path
-        self.data = {"settings": settings, "teachers": {}, "runs": {},
-                     "blend": {}, "sessions": []}
-        if os.path.isfile(path):
-            with open(path) as f:
-                self.data = json.load(f)
-            self.data.setdefault("blend", {})
-            if self.data["settings"] != settings:
-                changed = {k: (self.data["settings"].get(k), v) for k, v in settings.items()
-                           if self.data["settings"].get(k) != v}
-                raise ValueError(
-                    f"{path} holds results of other settings ({changed}, as "
-                    "(file, now)); resume with the same flags, or pass another "
-                    "--output_dir."
-                )
-
-    def start_session(self, command):
-        """Appends this run's command, environment and (growing) wall time."""
-        self._start = time.perf_counter()
-        self.data["sessions"].append({
-            "command": command, "environment": _environment(),
-            "load_average": round(os.getloadavg()[0], 1), "wall_seconds": 0.0})
-
-    def has(self, name, seed):
-        return str(seed) in self.data["runs"].get(name, {})
-
-    def add_run(self, name, seed, record):
-        self.data["runs"].setdefault(name, {})[str(seed)] = record
-        self.save()
-
-    def add_teacher(self, seed, record):
-        self.data["teachers"][str(seed)] = record
-        self.save()
-
-    def add_blend(self, seed, record):
-        self.data["blend"][str(seed)] = record
-        self.save()
-
-    def save(self):
-        if self.data["sessions"]:
-            self.data["sessions"][-1]["wall_seconds"] = time.perf_counter() - self._start
-        self.data["summary"] = {name: summarize(self.top1s(name)) for name in self.data["runs"]}
-        if self.data["teachers"]:
-            self.data["summary"]["teacher"] = summarize(
-                [t["top1"] for t in self.data["teachers"].values()])
-        temporary = self.path + ".tmp"
-        with open(temporary, "w") as f:
-            json.dump(self.data, f, indent=2)
-        os.replace(temporary, self.path)
-
-    def top1s(self, name):
-        runs = self.data["runs"].get(name, {})
-        return [runs[seed]["top1"] for seed in sorted(runs, key=int)]
-
-
-def summarize(values):
-    """Mean and sample standard deviation (ddof=1; None for one value), in %.
-
-    Args:
-        values: accuracies in [0, 1].
-
-    Returns:
-        dict with `mean`, `std` (percentage points) and `n`.
-
-    Example:
-    >>> summarize([0.8, 0.9, 1.0])
-    {'mean': 90.0, 'std': 10.0, 'n': 3}
-    """
-    values = 100.0 * np.asarray(values, dtype=float)
-    std = float(np.std(values, ddof=1)) if len(values) > 1 else None
-    return {"mean": float(np.mean(values)), "std": std, "n": int(len(values))}
-
-
-def _format_cell(summary):
-    if summary is None:
-        return "-"
-    std = "" if summary["std"] is None else f" ± {summary['std']:.2f}"
-    return f"{summary['mean']:.2f}{std} (n={summary['n']})"
-
-
+# -------------------------------------------------------------------- report
 def paired_differences(results):
     """Seed-paired differences of `PAIRED`, in percentage points.
 
     Args:
-        results: the `Results`.
+        results: the `study.Results`.
 
     Returns:
-        list of `(label, summary)`, `summary` a dict with `mean`, `std`
-        (ddof=1; None for one seed), `positive` (seeds where the difference
-        is > 0) and `n`; only comparisons with at least one common seed.
+        list of `(label, study.paired(...))`, only comparisons with at
+        least one common seed.
 
     Example:
     >>> paired_differences(results)[0]
     ('R2KD - student alone (CE), augment none', {'mean': 1.6, 'std': 0.3, 'positive': 3, 'n': 3})
     """
-    runs = results.data["runs"]
-    out = []
-    for label, first, second in PAIRED:
-        seeds = sorted(set(runs.get(first, {})) & set(runs.get(second, {})), key=int)
-        if not seeds:
-            continue
-        diffs = [100.0 * (runs[first][k]["top1"] - runs[second][k]["top1"]) for k in seeds]
-        out.append((label, {
-            "mean": float(np.mean(diffs)),
-            "std": float(np.std(diffs, ddof=1)) if len(diffs) > 1 else None,
-            "positive": int(sum(d > 0 for d in diffs)), "n": len(diffs)}))
-    return out
+    differences = [(label, study.paired(study.per_seed(results, first),
+                                        study.per_seed(results, second)))
+                   for label, first, second in PAIRED]
+    return [(label, difference) for label, difference in differences if difference]
 
 
 def _blend_lines(results):
@@ -456,32 +176,16 @@ def _rows_of(results):
     """`[(label, {augment: summary or None})]` in grid order, grid rows with
     at least one result."""
     rows = {}
-    for spec in GRID:
+    for spec in study.GRID:
         summary = results.data["summary"].get(spec.name)
         if summary:
-            rows.setdefault(spec.label, dict.fromkeys(AUGMENTS))[spec.augment] = summary
+            rows.setdefault(spec.label, dict.fromkeys(study.AUGMENTS))[spec.augment] = summary
     return list(rows.items())
-
-
-def _environment():
-    """Versions and CPU, for the report."""
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f
-                       if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    return {"python": platform.python_version(), "tensorflow": tf.__version__,
-            "keras": keras.__version__, "numpy": np.__version__, "cpu": cpu,
-            "cpu_count": os.cpu_count()}
-
-
 def write_report(results, md_path, png_path):
     """Writes the markdown table and the bar chart from the JSON's numbers.
 
     Args:
-        results: the `Results`.
+        results: the `study.Results`.
         md_path: the markdown file to write.
         png_path: the bar chart to write.
 
@@ -505,8 +209,8 @@ def write_report(results, md_path, png_path):
         "| method | augment none | augment cutmix |",
         "|---|---|---|",
     ]
-    lines += [f"| {label} | {_format_cell(cells['none'])} | {_format_cell(cells['cutmix'])} |"
-              for label, cells in _rows_of(results)]
+    lines += [f"| {label} | " + " | ".join(study.format_cell(cells[a]) for a in study.AUGMENTS)
+              + " |" for label, cells in _rows_of(results)]
     paired = paired_differences(results)
     if paired:
         lines += [
@@ -523,10 +227,9 @@ def write_report(results, md_path, png_path):
             lines.append(f"| {label} | {d['mean']:+.2f}{std} | {d['positive']} of {d['n']} |")
     lines += [""] + _blend_lines(results)
     lines += [
-        f"Teacher {settings['teacher']}: {_format_cell(teacher)} top-1, trained "
+        f"Teacher {settings['teacher']}: {study.format_cell(teacher)} top-1, trained "
         f"{settings['teacher_epochs']} epochs, once per seed, cached; every method "
-        f"ran its teachers with teacher_dtype={settings['teacher_dtype']!r} "
-        "(bfloat16 on CPUs with AVX512-BF16/AMX, else float32).",
+        f"computed its teachers in {settings['teacher_dtype']}.",
         "",
         f"Settings: {settings['train_subset'] or 'all'} training images per epoch "
         f"(Fashion-MNIST: a seeded draw per seed), {settings['epochs']} student "
@@ -536,46 +239,11 @@ def write_report(results, md_path, png_path):
         "(the recipe's 150/180/210 of 240, scaled); DKD's warm-up of 20 of 240 "
         "epochs scaled the same way.",
         "",
-        *report_footer(data, png_path),
+        *study.report_footer(data, png_path),
     ]
     with open(md_path, "w") as f:
         f.write("\n".join(lines))
     _plot(results, png_path)
-
-
-def report_footer(data, png_path, last_session=True):
-    """The end of a generated report: the commands, the environment, the wall
-    time and the chart, from the JSON's `sessions`.
-
-    Args:
-        data: the `Results.data`.
-        png_path: the chart, linked by its file name.
-        last_session: also give the last session's wall time.
-
-    Example:
-    >>> lines += report_footer(results.data, "out/accuracy-fashion_mnist.png")
-    """
-    session = data["sessions"][-1]
-    env = session["environment"]
-    total = sum(s["wall_seconds"] for s in data["sessions"])
-    wall = f"Wall time: {total / 60:.1f} min over {len(data['sessions'])} session(s)"
-    if last_session:
-        wall += f"; last session {session['wall_seconds'] / 60:.1f} min"
-    return [
-        "Command(s), one per session: "
-        + ", ".join(f"`{c}`" for c in dict.fromkeys(s["command"] for s in data["sessions"])),
-        "",
-        f"Environment: TensorFlow {env['tensorflow']}, Keras {env['keras']}, NumPy "
-        f"{env['numpy']}, Python {env['python']}; {env['cpu']}, {env['cpu_count']} "
-        f"CPUs (load average {session['load_average']} at the start).",
-        "",
-        wall + ".",
-        "",
-        f"![chart]({os.path.basename(png_path)})",
-        "",
-    ]
-
-
 def _plot(results, png_path):
     """Bar chart: one group per method, one bar per augment, std error bars."""
     import matplotlib
@@ -587,7 +255,7 @@ def _plot(results, png_path):
     figure, axis = plt.subplots(figsize=(max(6, 1.4 * len(rows)), 4))
     width = 0.38
     means = []
-    for i, augment in enumerate(AUGMENTS):
+    for i, augment in enumerate(study.AUGMENTS):
         cells = [cells[augment] for _, cells in rows]
         positions = [k + (i - 0.5) * width for k, c in enumerate(cells) if c]
         heights = [c["mean"] for c in cells if c]
@@ -620,31 +288,28 @@ def _parse_args(argv):
     parser.add_argument("--dataset", default="fashion_mnist",
                         choices=("fashion_mnist", "cifar100", "tiny_imagenet"))
     parser.add_argument("--data_dir", default=None, help="Where the dataset is.")
-    parser.add_argument("--teacher", default="resnet14")
-    parser.add_argument("--student", default="resnet8")
+    study.add_study_flags(parser)
     parser.add_argument("--seeds", default="0,1,2", help="Comma-separated seeds.")
     parser.add_argument("--epochs", type=int, default=None,
-                        help=f"Student epochs (default {DEFAULTS['epochs']}).")
+                        help=f"Student epochs (default {study.DEFAULTS['epochs']}).")
     parser.add_argument("--teacher_epochs", type=int, default=None,
-                        help=f"Teacher epochs (default {DEFAULTS['teacher_epochs']}).")
+                        help=f"Teacher epochs (default {study.DEFAULTS['teacher_epochs']}).")
     parser.add_argument("--train_subset", type=int, default=None,
-                        help=f"Training images (default {DEFAULTS['train_subset']}; "
+                        help=f"Training images (default {study.DEFAULTS['train_subset']}; "
                              "0: all).")
     parser.add_argument("--test_subset", type=int, default=None,
                         help="Evaluate on the first N test images (default: all).")
-    parser.add_argument("--batch_size", type=int, default=train.REFERENCE_BATCH)
-    parser.add_argument("--lr", type=float, default=0.05, help="lr at batch 64.")
-    parser.add_argument("--configs", default="",
+    parser.add_argument("--configs", default="*",
                         help="Comma-separated fnmatch filter of configurations, e.g. "
-                             "'r2kd*,kd/none'. Names: " + ", ".join(c.name for c in GRID))
+                             "'r2kd*,kd/none'. Names: " + ", ".join(c.name for c in study.GRID))
     parser.add_argument("--full", action="store_true",
                         help="The recipe: all training images, 240 epochs.")
-    parser.add_argument("--output_dir", default=RESULTS_DIR)
+    parser.add_argument("--output_dir", default=study.RESULTS_DIR)
     parser.add_argument("--cache_dir", default=None,
                         help="Teacher cache (default: <output_dir>/cache).")
     parser.add_argument("--verbose", type=int, default=2, choices=(0, 1, 2))
     args = parser.parse_args(argv)
-    size = FULL if args.full else DEFAULTS
+    size = FULL if args.full else study.DEFAULTS
     for name, value in size.items():
         if getattr(args, name) is None:
             setattr(args, name, value)
@@ -673,16 +338,11 @@ def main(argv=None):
     """
     argv = sys.argv[1:] if argv is None else argv
     args = _parse_args(argv)
-    config = train.TrainConfig(
-        dataset=args.dataset, data_dir=args.data_dir, teacher=args.teacher,
-        student=args.student, epochs=args.epochs, teacher_epochs=args.teacher_epochs,
-        batch_size=args.batch_size, lr=args.lr, teacher_dtype="auto",
-        train_subset=args.train_subset, val_subset=args.test_subset,
-        validation_freq=0, verbose=args.verbose, export="none").validate()
-    specs = select_configs(args.configs)
+    config, settings = study.study_config(args, args.dataset)
+    specs = study.select(args.configs)
     os.makedirs(args.output_dir, exist_ok=True)
     stem = os.path.join(args.output_dir, f"accuracy-{args.dataset}")
-    results = Results(stem + ".json", {k: getattr(config, k) for k in SETTINGS})
+    results = study.Results(stem + ".json", settings)
     results.start_session(shlex.join(["python", "benchmarks/accuracy.py", *argv]))
     report = functools.partial(write_report, results, stem + ".md", stem + ".png")
     cache_dir = args.cache_dir or os.path.join(args.output_dir, "cache")
@@ -699,7 +359,7 @@ def main(argv=None):
         teacher = None
         if (any(s.method != "none" for s in todo) or str(seed) not in results.data["teachers"]
                 or str(seed) not in results.data["blend"]):
-            teacher, summary = teacher_for_seed(seeded, cache_dir, info, train_ds, val_ds)
+            teacher, summary = study.teacher_for_seed(seeded, cache_dir, info, train_ds, val_ds)
             if str(seed) not in results.data["teachers"]:
                 # train_seconds is None when an earlier session trained it.
                 results.add_teacher(seed, {"top1": summary["val_accuracy"],
@@ -707,25 +367,15 @@ def main(argv=None):
             if str(seed) not in results.data["blend"]:
                 results.add_blend(seed, blend_diagnostics(teacher, val_ds))
         for spec in todo:
-            top1, seconds, steps_done = train_student(
+            top1, seconds, steps_done = study.train_student(
                 seeded, spec, teacher, info, train_ds, val_ds, steps,
-                student_dir(cache_dir, seeded, spec))
+                study.student_dir(cache_dir, seeded, spec))
             print(f"[seed {seed}] {spec.name}: top-1 {100 * top1:.2f}% "
                   f"({seconds:.0f} s)", flush=True)
             results.add_run(spec.name, seed, {"top1": top1, "train_seconds": seconds,
                                               "steps": steps_done})
             report()
-    return finish(results, report, stem)
-
-
-def finish(results, report, stem):
-    """Saves `results`, writes the report and prints its markdown."""
-    results.save()
-    report()
-    with open(stem + ".md") as f:
-        print(f.read())
-    return results
-
+    return study.finish(results, report, stem)
 
 if __name__ == "__main__":
     try:

@@ -7,6 +7,7 @@ import importlib.util
 import json
 import os
 import re
+import sys
 
 import keras
 import numpy as np
@@ -17,6 +18,8 @@ _PATH = os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks", "accura
 _SPEC = importlib.util.spec_from_file_location("accuracy_benchmark", _PATH)
 accuracy = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(accuracy)
+# The harness accuracy.py imports (tests/test_study_benchmark.py covers it).
+study = sys.modules["study"]
 
 TINY = ["--train_subset", "512", "--epochs", "1", "--teacher_epochs", "1",
         "--seeds", "0", "--test_subset", "256", "--teacher", "resnet8",
@@ -46,31 +49,8 @@ def _teacher_file(directory):
     return found[0]
 
 
-def test_grid_is_the_issues_twelve_configurations_and_the_reference_pruned_teacher():
-    assert [c.name for c in accuracy.GRID] == [
-        "none/none", "none/cutmix", "kd/none", "kd/cutmix", "dist/none",
-        "dist/cutmix", "dkd/none", "dkd/cutmix", "r2kd/none", "r2kd/cutmix",
-        "r2kd-noblend/cutmix", "r2kd-softrank/cutmix", "r2kd-trainprune/cutmix"]
-    noblend, soft, trainprune = accuracy.GRID[-3:]
-    assert (noblend.teacher_prune_rate, noblend.rank_mode) == (0.0, "exact")
-    assert (soft.teacher_prune_rate, soft.rank_mode) == (0.1, "soft")
-    assert (trainprune.teacher_prune_rate, trainprune.pruned_teacher_training) == (0.1, True)
-    assert not any(c.pruned_teacher_training for c in accuracy.GRID[:-1])
-    assert [c.name for c in accuracy.select_configs("r2kd*/cutmix, kd/none")] == [
-        "kd/none", "r2kd/cutmix", "r2kd-noblend/cutmix", "r2kd-softrank/cutmix",
-        "r2kd-trainprune/cutmix"]
-    with pytest.raises(ValueError, match="--configs='kd/mixup' matches no"):
-        accuracy.select_configs("kd/mixup")
-
-
-def test_summary_is_mean_and_sample_std_in_percent():
-    # By hand: mean 90; deviations -10, 0, 10 -> variance 200 / (3 - 1) = 100.
-    assert accuracy.summarize([0.8, 0.9, 1.0]) == {"mean": 90.0, "std": 10.0, "n": 3}
-    assert accuracy.summarize([0.5]) == {"mean": 50.0, "std": None, "n": 1}
-
-
 def test_paired_differences_by_hand():
-    results = accuracy.Results.__new__(accuracy.Results)
+    results = study.Results.__new__(study.Results)
     results.data = {"runs": {
         "r2kd/none": {"0": {"top1": 0.86}, "1": {"top1": 0.87}, "2": {"top1": 0.85}},
         "kd/none": {"0": {"top1": 0.85}, "1": {"top1": 0.88}},

@@ -29,8 +29,9 @@ def _load(name):
 
 
 robustness = _load("robustness")
-# The accuracy module robustness.py imports (and whose cache it shares).
-accuracy = sys.modules["accuracy"]
+accuracy = _load("accuracy")
+# The modules robustness.py imports: the shared harness and its report.
+study, report = sys.modules["study"], sys.modules["robustness_report"]
 
 DEBIAN = "/usr/share/datasets/fashion-mnist"
 needs_fashion = pytest.mark.skipif(not os.path.isdir(DEBIAN),
@@ -70,42 +71,41 @@ def _record(clean, corrupted_mean, spread=0.02):
         for name, offset in zip(CORRUPTIONS, offsets)}}
 
 
-def test_study_grid_is_the_accuracy_grids_methods_and_augments():
-    assert [spec.name for spec in robustness.GRID] == [
-        "none/none", "none/cutmix", "kd/none", "kd/cutmix", "dist/none", "dist/cutmix",
-        "dkd/none", "dkd/cutmix", "r2kd/none", "r2kd/cutmix"]
-    assert all(spec in accuracy.GRID for spec in robustness.GRID)
-    assert [s.name for s in robustness.select("*/none")] == [
-        "none/none", "kd/none", "dist/none", "dkd/none", "r2kd/none"]
-    with pytest.raises(ValueError, match="--configs='r2kd-softrank/cutmix' matches no "
-                                         "configuration of the study"):
-        robustness.select("r2kd-softrank/cutmix")
+def test_parts_severities_and_noise_rates_are_the_issues():
+    assert robustness.PARTS == ("corrupt", "noise")
     assert robustness.SEVERITIES == (1, 3, 5) and robustness.NOISE_RATES == (0.2, 0.4)
 
 
 def test_mean_corruption_accuracy_and_relative_drop_by_hand():
     record = _record(0.9, 0.6)
     # 8 corruptions x 2 severities, offsets symmetric about 0: mean 0.6.
-    assert robustness.mean_corruption_accuracy(record) == pytest.approx(0.6)
-    assert robustness.relative_drop(record) == pytest.approx(1 - 0.6 / 0.9)
+    assert report.mean_corruption_accuracy(record) == pytest.approx(0.6)
+    assert report.relative_drop(record) == pytest.approx(1 - 0.6 / 0.9)
 
 
-def test_paired_differences_by_hand():
-    # Common seeds 0 and 1: +2 and -1 pp -> mean 0.5, std sqrt(4.5).
-    difference = robustness.paired({"0": 0.52, "1": 0.49, "2": 0.7}, {"0": 0.50, "1": 0.50})
-    assert difference["mean"] == pytest.approx(0.5)
-    assert difference["std"] == pytest.approx(np.sqrt(4.5))
-    assert (difference["positive"], difference["n"]) == (1, 2)
-    assert robustness.paired({"0": 0.5}, {"1": 0.5}) is None
+def test_teacher_tracking_by_hand():
+    results = study.Results.__new__(study.Results)
+    teacher = {"top1": 0.9, "corrupted": {"a": {"1": 0.8, "5": 0.6},
+                                          "b": {"1": 0.85, "5": 0.7}}}
+    student = {"top1": 0.8, "corrupted": {"a": {"1": 0.5, "5": 0.7},
+                                          "b": {"1": 0.6, "5": 0.75}}}
+    results.data = {"runs": {"corrupt:teacher": {"0": teacher},
+                             "corrupt:kd/none": {"0": student, "1": student}}}
+    # Drops: teacher .10 .30 .05 .20, student .30 .10 .20 .05 -> |gaps| mean
+    # .175; deviations from the common mean .1625 give cov -.025625 / var .036875.
+    distance, correlation = report.teacher_tracking(results, "corrupt:kd/none")
+    assert distance == pytest.approx(17.5)
+    assert correlation == pytest.approx(-0.025625 / 0.036875)
+    assert report.teacher_tracking(results, "corrupt:r2kd/none") is None
 
 
 def test_report_tables_agree_with_the_numbers_by_hand(tmp_path):
     stem = str(tmp_path / "robustness-fashion_mnist")
     settings = {"dataset": "fashion_mnist", "teacher": "resnet14", "student": "resnet8",
                 "epochs": 8, "teacher_epochs": 10, "train_subset": 8000, "val_subset": None,
-                "batch_size": 64, "lr": 0.05, "teacher_dtype": "auto",
+                "batch_size": 64, "lr": 0.05, "teacher_dtype": "bfloat16",
                 "severities": [1, 5], "corruption_seed": 0}
-    results = accuracy.Results(stem + ".json", settings)
+    results = study.Results(stem + ".json", settings)
     results.start_session("python benchmarks/robustness.py")
     runs = {
         "corrupt:r2kd/none": {"0": _record(0.88, 0.70), "1": _record(0.86, 0.66)},
@@ -118,8 +118,8 @@ def test_report_tables_agree_with_the_numbers_by_hand(tmp_path):
     for name, by_seed in runs.items():
         for seed, record in by_seed.items():
             results.add_run(name, seed, record)
-    noise_specs = robustness.select("kd/none,r2kd/none")
-    robustness.write_report(results, noise_specs, stem + ".md", stem + ".png")
+    noise_specs = study.select("kd/none,r2kd/none", study.METHODS_GRID)
+    report.write_report(results, noise_specs, stem + ".md", stem + ".png")
     with open(stem + ".md") as f:
         md = f.read()
     cells = _tables(md)
@@ -145,6 +145,11 @@ def test_report_tables_agree_with_the_numbers_by_hand(tmp_path):
     assert float(drop[0]) == pytest.approx((drops - kd_drops).mean(), abs=0.005)
     assert drop[2:] == ("0", "2")
     assert "R2KD - DIST" not in md  # no DIST run
+    # Against the teacher (seed 0 only): the same offsets, so every set costs
+    # R2KD 0.88 - 0.70 = 18 pp against the teacher's 25, KD 27: constant gaps.
+    distance = "distance to the teacher's drops (pp)"
+    assert (cells[(r2kd, distance)], cells[(r2kd, "correlation")]) == ("7.00", "1.000")
+    assert (cells[(kd, distance)], cells[(kd, "correlation")]) == ("2.00", "1.000")
     # Part (b): the clean column is part (a)'s; 40% has KD on one seed only.
     assert cells[(kd, "clean labels (part a)")] == "87.00 ± 0.00 (n=2)"
     assert CELL.fullmatch(cells[(r2kd, "20% noisy labels")]).groups() == ("82.00", "2.83", "2")
@@ -163,7 +168,7 @@ def test_report_tables_agree_with_the_numbers_by_hand(tmp_path):
     (["--severities", "0,3"], "--severities='0,3' must be comma-separated integers from 1 to 5"),
     (["--noise_rates", "20"], "--noise_rates='20' must be comma-separated shares in"),
     (["--seeds", "a"], "--seeds='a' must be comma-separated integers"),
-    (["--configs", "kd/mixup"], "--configs='kd/mixup' matches no configuration of the study"),
+    (["--configs", "kd/mixup"], "--configs='kd/mixup' matches no configuration; use names"),
     (["--noise_configs", ""], "--noise_configs='' matches no configuration"),
 ])
 def test_bad_flags_are_named(flags, message, capsys):
@@ -181,7 +186,7 @@ def test_quick_is_a_tiny_budget_into_runs():
     default = robustness._parse_args([])
     assert (default.train_subset, default.epochs, default.seeds, default.severities) == (
         8000, 8, [0, 1, 2], [1, 3, 5])
-    assert default.output_dir == accuracy.RESULTS_DIR
+    assert default.output_dir == study.RESULTS_DIR
     assert [s.name for s in default.noise_specs] == [
         "none/none", "kd/none", "dist/none", "dkd/none", "r2kd/none"]
 
