@@ -5,8 +5,8 @@ KD (the classic baselines, one view) and with R2KD (CutMix second view), each
 pruned to 50% and exported to TFLite with int8 weights, and prints a table of
 test accuracy and exported size. Defaults (6k training images, 4 epochs,
 one evaluation on the 10k test images at the end, teachers' forward passes
-in bfloat16) take about 5 minutes on 2 CPU cores (4.5 min measured);
-`--full` uses all 60k images for 30 epochs.
+in bfloat16 where that is faster) take 4-9 minutes on 2 CPU cores with
+AVX-512 (3 min 39 s measured on idle cores; 26 min on an AVX2-only CPU); `--full` uses all 60k images for 30 epochs.
 
     sudo apt-get install dataset-fashion-mnist
     python examples/fashion_mnist.py

@@ -8,6 +8,14 @@ from r2kd_keras import logs
 # (the commands' `--verbosity` sets the Python logging, `logs.configure`).
 logs.before_tensorflow()
 with logs.native_output_kept_aside(logs.native_quiet()):
+    import tensorflow as _tf
+
+    # Listing the devices probes CUDA and the CPU's instruction sets now, inside
+    # the block: later, the first op would print "failed call to cuInit" and
+    # "rebuild TensorFlow with the appropriate compiler flags" on a host with the
+    # CUDA libraries and no GPU. Listing leaves the runtime unconfigured
+    # (logical devices can still be set).
+    _tf.config.list_physical_devices()
     from r2kd_keras import augment
     from r2kd_keras import data
     from r2kd_keras import export

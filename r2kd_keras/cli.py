@@ -19,11 +19,13 @@ commands:
             .tflite model on an image folder or a named dataset
 
 `r2kd <command> --help` lists that command's flags. Your own images, teacher and a
-phone-sized student, pruned to 50% and exported with int8:
+phone-sized student, half of its filters removed (a smaller, faster network) and
+exported with int8:
 
   r2kd distill --dataset image_folder --data_dir photos/ --val_dir photos_val/ \\
       --teacher_model teacher.keras --student keras:MobileNetV3Small \\
-      --student_sparsity 0.5 --export int8 --epochs 30 --output_dir runs/photos
+      --student_sparsity 0.5 --prune_structure filters --prune_schedule polynomial \\
+      --export int8 --epochs 30 --output_dir runs/photos
   r2kd evaluate runs/photos/student.tflite --data_dir photos_val/
 
 Logging: warnings and above by default; --verbosity=0 shows TensorFlow's info logs.
@@ -34,7 +36,8 @@ r2kd distill: the whole job on your data.
 
   r2kd distill --dataset image_folder --data_dir DIR [--val_dir DIR | --val_fraction F]
       [--teacher_model teacher.keras | --teacher NAME [--teacher_weights FILE]]
-      --student NAME [--student_sparsity 0.5] [--export int8] --output_dir OUT
+      --student NAME [--student_sparsity 0.5 [--prune_structure filters]]
+      [--export int8] --output_dir OUT
 
 NAME: a zoo model (resnet8x4, mobilenetv2, ...), keras:<keras.applications model>
 (keras:MobileNetV3Small, keras:EfficientNetB0, keras:ResNet50) or keras_hub:<preset

@@ -4,9 +4,16 @@ anything is written to `output_dir`, and names the flag and the value."""
 
 import os
 
+from absl import logging
+
+from r2kd_keras.data.preprocessing import resolve_normalization
 from r2kd_keras.models import external
 
 DEFAULT_FOLDER_IMAGE_SIZE = 64
+# A teacher within this many points of guessing has nothing to teach; a
+# trained teacher scores that low when it reads the images or the labels
+# differently from how the runner serves them.
+GUESSING_MARGIN = 0.05
 
 
 def check_config(config):
@@ -99,3 +106,46 @@ def given_teacher(config, info, input_shape):
         return None
     external.check_fits(role, teacher, info.num_classes, input_shape, info.name)
     return teacher
+
+
+def teacher_warning(accuracy, info):
+    """A warning when the teacher you gave is no better than guessing on the
+    validation images, else None; logged as a warning too.
+
+    Such a teacher is usually fine but fed differently from how it was
+    trained: other input scaling or normalisation, or its classes in another
+    order. Its targets are then noise, and the student learns nothing from it.
+
+    Args:
+        accuracy: the teacher's validation top-1, in [0, 1].
+        info: the dataset's `DatasetInfo`.
+
+    Returns:
+        str or None.
+
+    Example:
+    >>> teacher_warning(0.11, info)  # 10 classes
+    'the teacher scores 11.0% top-1 ...'
+    """
+    chance = 1.0 / info.num_classes
+    if accuracy > chance + GUESSING_MARGIN:
+        return None
+    mean, std = resolve_normalization(info.normalization, info.channels)
+    names = info.class_names or []
+    order = ", ".join(names[:6]) + (", ..." if len(names) > 6 else "")
+    message = (
+        f"the teacher scores {100 * accuracy:.1f}% top-1 on the {info.val_examples:,} "
+        f"validation images, no better than guessing ({100 * chance:.1f}% for "
+        f"{info.num_classes} classes), so its targets would teach the student nothing. "
+        "Check that it was trained on these classes in this label order"
+        + (f" ({order})" if order else "")
+        + f" and on the images as they are served: {info.image_size}x{info.image_size}, "
+        f"{info.channels} channels, values in [0, 1] normalised with mean "
+        f"{_rounded(mean)} and std {_rounded(std)} (a keras.applications model: "
+        "built with include_preprocessing=False).")
+    logging.warning("%s", message)
+    return message
+
+
+def _rounded(values):
+    return "(" + ", ".join(f"{v:.3f}" for v in values) + ")"

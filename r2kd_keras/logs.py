@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import tempfile
+import warnings
 
 # absl's verbosity numbers and the Python levels they stand for.
 _LEVELS = {-3: logging.FATAL, -2: logging.ERROR, -1: logging.WARNING,
@@ -110,6 +111,26 @@ def native_output_kept_aside(enabled=True):
             sys.stderr.flush()
             os.dup2(saved, 2)
             os.close(saved)
+
+
+@contextlib.contextmanager
+def end_of_data_expected():
+    """Drops Keras's "Your input ran out of data" warning while the body runs.
+
+    Keras gives it at the end of every pass over a dataset of unknown length,
+    where running out is simply how the pass ends; the file loaders' datasets
+    have no known length (a truncated image is dropped while reading). Use it
+    only where the training data repeats, so that the warning cannot mean a
+    short epoch.
+
+    Example:
+    >>> with end_of_data_expected():
+    ...     model.evaluate(val_ds)
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Your input ran out of data",
+                                category=UserWarning)
+        yield
 
 
 def absl_verbosity():

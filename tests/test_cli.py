@@ -166,15 +166,14 @@ def _fashion_tree(root, first, per_class):
 @pytest.mark.skipif(not os.path.isdir(idx.DEBIAN_DIR),
                     reason="apt-get install dataset-fashion-mnist")
 def test_distill_own_folder_any_teacher_keras_student_pruned_int8(tmp_path):
-    # keras:MobileNetV2, not V3: pruning.prune_low_magnitude cannot clone the
-    # keras.ops nodes (x + 3) of MobileNetV3's hard-swish yet ('Add' has no `built`).
+    # The README's student: MobileNetV3's hard-swish (keras.ops nodes) prunes too.
     train_dir = _fashion_tree(tmp_path / "train", 0, 12)
     val_dir = _fashion_tree(tmp_path / "val", 12, 4)
     teacher = _cnn((32, 32, 3), 10, str(tmp_path / "teacher.keras"))
     out = str(tmp_path / "out")
     result = _r2kd("distill", "--dataset=image_folder", f"--data_dir={train_dir}",
                    f"--val_dir={val_dir}", f"--teacher_model={teacher}",
-                   "--student=keras:MobileNetV2", "--epochs=1", "--batch_size=20",
+                   "--student=keras:MobileNetV3Small", "--epochs=1", "--batch_size=20",
                    "--student_sparsity=0.5", "--export=int8", f"--output_dir={out}")
     assert result.returncode == 0, result.stderr[-3000:]
     for name in ("results.json", "metrics.csv", "curves.png", "student.tflite",

@@ -6,12 +6,33 @@ is installed), so the test counts only what the package adds on top of
 """
 
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def test_importing_then_computing_prints_no_native_log_lines():
+    # TensorFlow prints native lines (absl format: "E0000 00:00:... file.cc:52]")
+    # when it first probes the devices, e.g. "failed call to cuInit" where the
+    # CUDA libraries are installed without a GPU; the package keeps them aside.
+    code = ("import r2kd_keras, tensorflow as tf\n"
+            "tf.config.set_logical_device_configuration(\n"
+            "    tf.config.list_physical_devices('CPU')[0],\n"
+            "    [tf.config.LogicalDeviceConfiguration()] * 2)\n"
+            "print(int(tf.constant(1) + 1), len(tf.config.list_logical_devices('CPU')))\n")
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env=dict(env, PYTHONPATH=REPO), timeout=120, check=True)
+    # The runtime is still unconfigured after the import: 2 logical devices.
+    assert result.stdout.split() == ["2", "2"]
+    native = [line for line in result.stderr.splitlines()
+              if re.match(r"[IWEF]\d{4} \d\d:\d\d:", line)]
+    assert native == []
+    assert "rebuild TensorFlow" not in result.stderr
 
 
 @pytest.mark.parametrize("module", ["r2kd_keras", "r2kd_keras.train"])

@@ -22,16 +22,46 @@ _MAGIC = (
 IMAGE_EXTENSIONS = (".jpeg", ".jpg", ".png", ".gif", ".bmp")
 
 
+def list_entries(directory):
+    """Sorts the entries of `directory` (not recursive) into the files an image
+    loader reads and the ones it ignores.
+
+    Hidden entries (`.DS_Store`, `.ipynb_checkpoints`) are neither read nor
+    counted as ignored, unless their name has an image extension.
+
+    Args:
+        directory: a folder; a missing one has no entries.
+
+    Returns:
+        `(images, other_files, sub_folders)`: sorted paths of the entries whose
+        name ends with one of `IMAGE_EXTENSIONS` (any case), of the other
+        files, and of the other folders.
+
+    Example:
+    ```python
+    images, other_files, sub_folders = list_entries("photos/cat")
+    ```
+    """
+    if not os.path.isdir(directory):
+        return [], [], []
+    images, other_files, sub_folders = [], [], []
+    for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
+        if name.lower().endswith(IMAGE_EXTENSIONS):
+            images.append(path)
+        elif name.startswith("."):
+            continue
+        elif os.path.isdir(path):
+            sub_folders.append(path)
+        else:
+            other_files.append(path)
+    return images, other_files, sub_folders
+
+
 def list_images(directory):
     """Sorted paths of the files with an image extension in `directory` (not
     recursive); `[]` when the directory does not exist."""
-    if not os.path.isdir(directory):
-        return []
-    return sorted(
-        os.path.join(directory, name)
-        for name in os.listdir(directory)
-        if name.lower().endswith(IMAGE_EXTENSIONS)
-    )
+    return list_entries(directory)[0]
 
 
 def scan(paths, labels, dataset_name):

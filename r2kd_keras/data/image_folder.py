@@ -1,9 +1,15 @@
 """A user's own images, one folder per class."""
 
+import collections
 import os
 import random
+import warnings
 
 from r2kd_keras.data import _files
+
+# Ignored entries the warning names per folder: enough to find the rest, too
+# few to flood the console.
+_EXAMPLES = 3
 
 
 def _class_folders(data_dir):
@@ -24,10 +30,57 @@ def _class_folders(data_dir):
     return classes
 
 
-def _readable(folder, classes, flag):
-    """Per class, the files that pass the image scan (checked before any split,
-    so a held-out share never hides an unreadable class); and the skipped ones."""
-    listed = [_files.list_images(os.path.join(folder, c)) for c in classes]
+def _listed(folder, classes):
+    """Per class, the paths with an image extension; and `(other_files,
+    sub_folders)` of all the class folders, as `class/name` paths."""
+    per_class, other_files, sub_folders = [], [], []
+    for c in classes:
+        images, files, folders = _files.list_entries(os.path.join(folder, c))
+        per_class.append(images)
+        other_files += [os.path.relpath(path, folder) for path in files]
+        sub_folders += [os.path.relpath(path, folder) for path in folders]
+    return per_class, (other_files, sub_folders)
+
+
+def _extension(path):
+    return os.path.splitext(path)[1].lower() or "without extension"
+
+
+def _warn_ignored(folders, ignored):
+    """One warning for all the files and sub-folders of the class folders that
+    are not read: users expect a .webp, .heic or .tif photo, or a nested album,
+    to be trained on, and would otherwise never learn it was not."""
+    parts = []
+    for flag, (other_files, sub_folders) in ignored.items():
+        found = []
+        if other_files:
+            counts = collections.Counter(_extension(path) for path in other_files)
+            by_extension = ", ".join(
+                f"{n} {extension}" for extension, n in
+                sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+            found.append(f"{len(other_files)} file(s) ({by_extension}; e.g. "
+                         f"{', '.join(other_files[:_EXAMPLES])})")
+        if sub_folders:
+            examples = ", ".join(path + os.sep for path in sub_folders[:_EXAMPLES])
+            found.append(f"{len(sub_folders)} sub-folder(s) (e.g. {examples})")
+        if found:
+            parts.append(f"{flag}={folders[flag]!r}: {' and '.join(found)}")
+    if parts:
+        warnings.warn(
+            "image_folder ignores these entries of the class folders: "
+            f"{'; '.join(parts)}. "
+            "Only the files directly in a class folder with the extensions "
+            f"{', '.join(_files.IMAGE_EXTENSIONS)} (any case) are read; convert "
+            "other images to JPEG or PNG and move images out of sub-folders into "
+            "their class folder to train on them.",
+            stacklevel=3,
+        )
+
+
+def _readable(folder, classes, listed, flag):
+    """Per class, the `listed` files that pass the image scan (checked before
+    any split, so a held-out share never hides an unreadable class); and the
+    skipped ones."""
     paths, labels, skipped = _files.scan(*_flatten(listed), f"image_folder {flag}")
     per_class = [[] for _ in classes]
     for path, label in zip(paths, labels):
@@ -99,11 +152,15 @@ def image_folder(
 
     Classes are the sub-folder names in sorted order. The validation split is
     either `val_dir` (same class sub-folders) or a seeded, per-class
-    `val_fraction` of `data_dir`. Images of any size are resized to
-    `image_size`; grey, CMYK and RGBA images become RGB; files that are not
-    images are skipped with a warning. Checked before anything is read: at
-    least 2 classes, a readable image in every class folder, and the same
-    class folders in `val_dir`.
+    `val_fraction` of `data_dir`. Read are the files directly in a class
+    folder whose name ends with `.jpeg`, `.jpg`, `.png`, `.gif` or `.bmp` (any
+    case); one warning counts the other files (by extension) and the
+    sub-folders, which are not read, hidden names such as `.DS_Store` aside.
+    Images of any size are resized to `image_size`; grey, CMYK and RGBA images
+    become RGB; files with an image name that do not start like an image are
+    skipped with a warning that counts them. Checked before any image is
+    decoded: at least 2 classes, the same class folders in `val_dir`, and a
+    readable image in every class folder.
 
     Args:
         data_dir: folder of class sub-folders.
@@ -137,15 +194,23 @@ def image_folder(
         raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}.")
     classes = _class_folders(data_dir)
     _check_classes(data_dir, classes)
-    per_class, skipped = _readable(data_dir, classes, "data_dir")
+    folders = {"data_dir": data_dir}
+    if val_dir is not None:
+        val_dir = os.path.expanduser(str(val_dir))
+        _check_same_classes(data_dir, classes, val_dir, _class_folders(val_dir))
+        folders["val_dir"] = val_dir
+    images, ignored = {}, {}
+    for flag, folder in folders.items():
+        images[flag], ignored[flag] = _listed(folder, classes)
+    _warn_ignored(folders, ignored)
+    per_class, skipped = _readable(data_dir, classes, images["data_dir"], "data_dir")
     if val_dir is None:
         train_per_class, val_per_class = _split(per_class, val_fraction, seed)
         val_skipped = []
     else:
-        val_dir = os.path.expanduser(str(val_dir))
-        _check_same_classes(data_dir, classes, val_dir, _class_folders(val_dir))
         train_per_class = per_class
-        val_per_class, val_skipped = _readable(val_dir, classes, "val_dir")
+        val_per_class, val_skipped = _readable(val_dir, classes, images["val_dir"],
+                                               "val_dir")
     train = (*_flatten(train_per_class), skipped)
     val = (*_flatten(val_per_class), val_skipped)
     return _files.file_pipelines(

@@ -77,8 +77,10 @@ class TrainConfig:
         None, "A trained teacher of any architecture as a .keras file, used as is "
         "(overrides --teacher).")
     teacher_weights: str = _field(
-        None, "Teacher .keras file; absent: train the teacher first and save it as "
-        "output_dir/teacher.keras (reused on the next run).")
+        None, "Teacher .keras or .weights.h5 file of the --teacher architecture. With no "
+        "teacher given (this, --teacher_model, --teacher_checkpoint or a keras_hub: "
+        "--teacher) it is trained first and saved as output_dir/teacher.keras (reused on "
+        "the next run).")
     teacher_checkpoint: str = _field(
         None, "A PyTorch checkpoint (.pth) of the --teacher zoo architecture, e.g. "
         "mdistiller's resnet32x4_vanilla/ckpt_epoch_240.pth, loaded without PyTorch.")

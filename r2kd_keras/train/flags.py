@@ -122,5 +122,7 @@ def main(argv, methods=None, config=None):
         # deadlock destroying the tf.data iterator the signal interrupted.
         os._exit(143)
     print(format_table(results))
+    if (results["teacher"] or {}).get("warning"):
+        print(f"warning: {results['teacher']['warning']}")
     print(f"wall time {results['wall_seconds']:.0f} s; outputs in {config.output_dir}")
     print(logs.format_outputs(config.output_dir))

@@ -79,6 +79,9 @@ def run(config, strategy=None, methods=None):
             config, strategy, info, train_ds, val_ds, input_shape, given=given)
         if teacher_summary["val_accuracy"] is None:
             teacher_summary["val_accuracy"] = evaluate(teacher, val_ds, strategy)
+        if given is not None or config.teacher_checkpoint or config.teacher_weights:
+            teacher_summary["warning"] = inputs.teacher_warning(
+                teacher_summary["val_accuracy"], info)
     students = {}
     for method, augment in methods.items():
         directory = config.output_dir if single else os.path.join(config.output_dir, method)

@@ -45,7 +45,8 @@ def _fit(distiller, train_ds, val_ds, outputs, epochs, steps_per_epoch, batch_si
         AtomicBackupAndRestore(os.path.join(outputs.directory, "backup"),
                                outputs.path("backup")),
     ]
-    with SigtermGuard():
+    # train_ds repeats (load_data): only the validation passes end by running out.
+    with SigtermGuard(), logs.end_of_data_expected():
         distiller.fit(train_ds, validation_data=val_ds if validation_freq else None,
                       validation_freq=validation_freq or 1, epochs=epochs,
                       steps_per_epoch=steps_per_epoch, callbacks=callbacks,
@@ -115,7 +116,8 @@ def train_stage(config, strategy, *, student, teacher, info, train_ds, val_ds,
         last = rows[-1] if rows else {}
         if "val_accuracy" not in last:
             # The last epoch was not validated (validation_freq).
-            scores = distiller.evaluate(val_ds, verbose=0, return_dict=True)
+            with logs.end_of_data_expected():
+                scores = distiller.evaluate(val_ds, verbose=0, return_dict=True)
             last = {"val_accuracy": scores["accuracy"], "val_loss": scores["loss"]}
         if outputs.chief:
             plot_curves(outputs.path("metrics.csv"), outputs.path("curves.png"),
@@ -238,4 +240,5 @@ def evaluate(model, val_ds, strategy):
     with strategy.scope():
         runner = R2KDDistiller(model, None, distillation="none")
         runner.compile(optimizer="sgd", metrics=["accuracy"], jit_compile=False)
-    return float(runner.evaluate(val_ds, verbose=0, return_dict=True)["accuracy"])
+    with logs.end_of_data_expected():
+        return float(runner.evaluate(val_ds, verbose=0, return_dict=True)["accuracy"])
