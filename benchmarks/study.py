@@ -212,7 +212,7 @@ def train_student(config, spec, teacher, info, train_ds, val_ds, steps, director
     keras.utils.set_random_seed(config.seed)
     input_shape = (info.image_size, info.image_size, info.channels)
     student = train.build_student(config, info.num_classes, input_shape,
-                                  steps * config.epochs)
+                                  steps * config.epochs, info.normalization)
     distill = spec.method != "none"
     stage = train.train_stage(
         config, strategy, student=student, teacher=teacher if distill else None,

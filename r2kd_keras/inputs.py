@@ -96,7 +96,7 @@ def given_teacher(config, info, input_shape):
         role = f"teacher={config.teacher!r}"
         task = external.load_hub_classifier(config.teacher[len(external.KERAS_HUB_PREFIX):])
         external.check_fits(role, task, info.num_classes, input_shape, info.name)
-        return external.as_functional(task, input_shape, config.teacher)
+        return external.as_functional(task, input_shape, config.teacher, info.normalization)
     elif config.teacher_weights and config.teacher_weights.endswith(".keras"):
         role = f"teacher_weights={config.teacher_weights!r}"
         saved = external.load_keras_file(config.teacher_weights, role)
@@ -141,8 +141,9 @@ def teacher_warning(accuracy, info):
         + (f" ({order})" if order else "")
         + f" and on the images as they are served: {info.image_size}x{info.image_size}, "
         f"{info.channels} channels, values in [0, 1] normalised with mean "
-        f"{_rounded(mean)} and std {_rounded(std)} (a keras.applications model: "
-        "built with include_preprocessing=False).")
+        f"{_rounded(mean)} and std {_rounded(std)} (a model trained on [0, 255] "
+        "pixels needs a layer in front that turns these back into pixels: "
+        "docs/your-own-data.md, 'What your teacher must expect').")
     logging.warning("%s", message)
     return message
 

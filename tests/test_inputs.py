@@ -46,7 +46,7 @@ def test_the_warning_says_what_the_images_are_and_the_label_order():
     # ImageNet's statistics, as published.
     assert "mean (0.485, 0.456, 0.406) and std (0.229, 0.224, 0.225)" in message
     assert "32x32, 3 channels, values in [0, 1]" in message
-    assert "include_preprocessing=False" in message
+    assert "a layer in front that turns these back into pixels" in message
     two = inputs.teacher_warning(0.5, _info(2, normalization=((0.5,), (0.25,))))
     assert "(50.0% for 2 classes)" in two and "mean (0.500, 0.500, 0.500)" in two
 

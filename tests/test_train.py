@@ -117,6 +117,9 @@ def test_run_with_2_4_structure_exports_a_2_4_student(tmp_path):
     summary = results["students"]["r2kd"]
     assert os.path.getsize(tmp_path / "run" / "student.tflite") > 0
     assert summary["export"]["top1_agreement"] >= 0.9
+    # 2:4 zeros weights in place: the network keeps every parameter.
+    assert summary["params"] == summary["params_before_pruning"] == get_model(
+        "resnet8", 10, (32, 32, 3)).count_params()
     student = train.pruning.finalize(keras.saving.load_model(tmp_path / "run" / "last.keras"))
     groups = [
         np.moveaxis(kernel.numpy(), -2, -1).reshape(-1, 4)
@@ -126,6 +129,20 @@ def test_run_with_2_4_structure_exports_a_2_4_student(tmp_path):
     assert len(groups) >= 5
     # Every group of 4 consecutive input weights holds at least 2 zeros.
     assert all(((g == 0).sum(axis=1) >= 2).all() for g in groups)
+
+
+def test_table_shows_zeros_or_the_share_of_parameters_cut():
+    row = {"accuracy": 0.5, "export": None}
+    results = {"config": {"student": "keras:MobileNetV3Small", "teacher": "t"},
+               "teacher": None, "students": {
+                   "r2kd": dict(row, sparsity=0.0, params=405_306,
+                                params_before_pruning=1_532_018),
+                   "kd": dict(row, sparsity=0.4962, params=1_532_018,
+                              params_before_pruning=1_532_018)}}
+    lines = train.format_table(results).splitlines()
+    # 1 - 405,306 / 1,532,018 = 0.7354: filter pruning made it a smaller network.
+    assert "| keras:MobileNetV3Small R2KD | 50.00 | 0.74 cut | - | - |" in lines
+    assert "| keras:MobileNetV3Small KD | 50.00 | 0.50 | - | - |" in lines
 
 
 # ------------------------------------------------------- one table per fact

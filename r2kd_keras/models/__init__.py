@@ -27,7 +27,7 @@ from r2kd_keras.models.cifar import (
     wrn_40_2,
 )
 from r2kd_keras.models.imagenet import mobilenetv1, resnet18, resnet34, resnet50
-from r2kd_keras.models.layers import ChannelShuffle, ChannelSplit
+from r2kd_keras.models.layers import ChannelAffine, ChannelShuffle, ChannelSplit
 from r2kd_keras.models.mobile import mobilenetv2, shufflenetv1, shufflenetv2
 from r2kd_keras.models.registry import get_model, list_models
 from r2kd_keras.models.torch_checkpoint import load_torch_checkpoint
@@ -38,6 +38,7 @@ __all__ = [
     "get_model",
     "list_models",
     "load_torch_checkpoint",
+    "ChannelAffine",
     "ChannelShuffle",
     "ChannelSplit",
     *cifar.__all__,

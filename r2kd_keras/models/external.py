@@ -12,12 +12,21 @@ Names:
   `ImageClassifier` (the directory written by `save_to_preset`, or a preset
   that KerasHub downloads).
 
+Both take the images as `r2kd_keras.data` serves them (normalised, RGB) and
+start with a `ChannelAffine` layer that turns those into the input their
+weights were trained on: what the application's `preprocess_input` makes of
+pixels (BGR minus the mean for ResNet50, [-1, 1] for MobileNetV2, [0, 255]
+pixels for the models that preprocess inside, such as EfficientNet), or what
+the preset's image converter makes of them. Fine-tuning ImageNet weights then
+starts from the features they learnt, not from inputs ~100x off.
+
 Nothing here waits on the network: a download that cannot happen fails within
 seconds with `DownloadUnavailable`, which says where to put the file instead.
 """
 
 import contextlib
 import difflib
+import importlib
 import json
 import os
 import re
@@ -28,6 +37,10 @@ import urllib.request
 import zipfile
 
 import keras
+import numpy as np
+
+from r2kd_keras.data.preprocessing import resolve_normalization
+from r2kd_keras.models.layers import ChannelAffine
 
 KERAS_PREFIX = "keras:"
 KERAS_HUB_PREFIX = "keras_hub:"
@@ -99,8 +112,9 @@ def _close_matches(name, known, count=5, cutoff=0.5):
     return [k for _, k in ranked[:count]]
 
 
-def get_model(name, num_classes, input_shape=None, weights=None):
-    """Builds a `keras:` or `keras_hub:` classifier with logits out.
+def get_model(name, num_classes, input_shape=None, weights=None, normalization="imagenet"):
+    """Builds a `keras:` or `keras_hub:` classifier with logits out, taking
+    images normalised with `normalization`.
 
     Args:
         name: `keras:<Application>`, `keras_hub:/path/to/preset_dir` or
@@ -109,6 +123,11 @@ def get_model(name, num_classes, input_shape=None, weights=None):
         input_shape: `(height, width, channels)`; None: the model's default.
         weights: `keras:` names only: None (random) or `"imagenet"` (or a
             weights file path, as `keras.applications` accepts).
+        normalization: how the images it will be fed were normalised, as for
+            `r2kd_keras.data.build_pipeline`: a name (`"imagenet"`,
+            `"cifar100"`, `"fashion_mnist"`), a `(mean, std)` pair for images
+            in [0, 1], or None for [0, 1] images. A first layer maps them to
+            the input the model's weights expect (see the module docstring).
 
     Returns:
         A functional `keras.Model` from images to `num_classes` logits.
@@ -126,7 +145,7 @@ def get_model(name, num_classes, input_shape=None, weights=None):
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or num_classes < 2:
         raise ValueError(f"num_classes={num_classes!r} must be an int >= 2.")
     if name.startswith(KERAS_PREFIX):
-        return _keras_application(name, num_classes, input_shape, weights)
+        return _keras_application(name, num_classes, input_shape, weights, normalization)
     if weights is not None:
         raise ValueError(
             f"weights={weights!r} applies to keras: names only; {name!r} takes the "
@@ -138,35 +157,87 @@ def get_model(name, num_classes, input_shape=None, weights=None):
     if task.output_shape[-1] != num_classes:
         # KerasHub then keeps the backbone's weights and starts a new head.
         task = load_hub_classifier(preset, num_classes=num_classes)
-    return as_functional(task, input_shape, name)
+    return as_functional(task, input_shape, name, normalization)
 
 
-def _keras_application(name, num_classes, input_shape, weights):
+def _keras_application(name, num_classes, input_shape, weights, normalization):
     builder = _application("model", name)
     pretrained = weights is not None
     new_head = pretrained and num_classes != IMAGENET_CLASSES
-    kwargs = dict(input_shape=input_shape, weights=weights)
+    kwargs = dict(weights=weights)
     if new_head:
         kwargs.update(include_top=False, pooling="avg")
     else:
         kwargs.update(classes=num_classes, classifier_activation=None)
-    if "include_preprocessing" in _parameters(builder):
-        # The data pipelines already normalise; a second rescale would shrink
-        # the inputs ~100x.
-        kwargs["include_preprocessing"] = False
+    if input_shape is None:
+        # The application's own default (224, 299, ... by model).
+        input_shape = builder(**{**kwargs, "weights": None}).input_shape[1:]
+    inputs = keras.Input(tuple(input_shape))
+    scale, offset, sources = _compose(normalization, input_shape[-1],
+                                      *_preprocess_input_map(builder, name))
+    adapted = _adapter(inputs, scale, offset, sources)
     host = _KERAS_WEIGHTS_HOST if pretrained and not os.path.isfile(str(weights)) else None
     with _downloads_allowed(host, _keras_cache_hint(name)):
-        model = builder(**kwargs)
-    if not new_head:
-        return model
-    logits = keras.layers.Dense(num_classes, name="logits")(model.output)
-    return keras.Model(model.input, logits, name=model.name)
+        # Built on the adapter's output, so the adapter is a layer of the same
+        # flat graph (pruning sees every layer).
+        model = builder(input_tensor=adapted, input_shape=tuple(input_shape), **kwargs)
+    outputs = model.output
+    if new_head:
+        outputs = keras.layers.Dense(num_classes, name="logits")(outputs)
+    # Re-wrapped on the single input: built from a tensor, the application
+    # takes a list of one and warns when called on a plain tensor.
+    return keras.Model(inputs, outputs, name=model.name)
 
 
-def _parameters(function):
-    import inspect
+def _preprocess_input_map(builder, name):
+    """`(gain, bias, source)` per output channel such that the application's
+    `preprocess_input` gives `gain[j] * pixels[..., source[j]] + bias[j]` on
+    [0, 255] RGB pixels; read by probing the function, so every application's
+    mode (caffe, tf, torch, or none for models that preprocess inside) is
+    handled by what Keras itself does."""
+    preprocess = importlib.import_module(builder.__module__).preprocess_input
+    probe = np.zeros((5, 1, 1, 3), "float32")
+    for channel in range(3):
+        probe[1 + channel, ..., channel] = 255.0
+    probe[4] = [[[37.0, 142.0, 201.0]]]
+    out = np.asarray(preprocess(probe.copy()), "float64")[:, 0, 0, :]
+    bias = out[0]
+    effect = (out[1:4] - bias) / 255.0  # effect[c, j]: of input c on output j
+    source = np.argmax(np.abs(effect), axis=0)
+    gain = effect[source, range(3)]
+    predicted = gain * probe[4, 0, 0, source] + bias
+    if sorted(source) != [0, 1, 2] or not np.allclose(predicted, out[4], rtol=1e-4, atol=1e-3):
+        raise ValueError(
+            f"{name}'s preprocess_input is not a scale and shift per channel, so its "
+            "input cannot be made by one layer; build it with keras.applications and "
+            "put its preprocessing in front yourself.")
+    return gain, bias, source
 
-    return inspect.signature(function).parameters
+
+def _compose(normalization, channels, gain, bias, source):
+    """The `ChannelAffine` arguments from images normalised with
+    `normalization` to `gain * pixels[source] + bias`."""
+    stats = resolve_normalization(normalization, channels)
+    mean, std = (np.asarray(v, "float64") for v in stats) if stats else (
+        np.zeros(channels), np.ones(channels))
+    if channels != 3:
+        # A grey image is the same value in every colour channel.
+        gain, bias, source = (np.full(channels, gain.mean()), np.full(channels, bias.mean()),
+                              np.arange(channels))
+    scale = gain * 255.0 * std[source]
+    offset = gain * 255.0 * mean[source] + bias
+    return scale, offset, source
+
+
+def _adapter(inputs, scale, offset, source):
+    """`inputs` through a `ChannelAffine`, or as they are when it would be the
+    identity (e.g. ImageNet-normalised images into DenseNet)."""
+    in_order = list(source) == list(range(len(source)))
+    if in_order and np.allclose(scale, 1.0, atol=1e-6) and np.allclose(offset, 0.0, atol=1e-6):
+        return inputs
+    return ChannelAffine(scale.tolist(), offset.tolist(),
+                         source_channels=None if in_order else [int(c) for c in source],
+                         name="model_input")(inputs)
 
 
 def _keras_cache_hint(name):
@@ -221,14 +292,27 @@ def load_hub_classifier(preset, **kwargs):
         return keras_hub.models.ImageClassifier.from_preset(preset, **kwargs)
 
 
-def as_functional(task, input_shape, name):
+def as_functional(task, input_shape, name, normalization="imagenet"):
     """`task` (a KerasHub classifier) as a functional model on `input_shape`
-    images (None: the task's own), named after `name`."""
+    images (None: the task's own) normalised with `normalization`, named
+    after `name`. A task with an image converter gets its scale and offset in
+    front, applied to the pixels the images came from; one without takes the
+    images as they are."""
     # A KerasHub task preprocesses only in predict(); calling it on a tensor
     # runs the backbone and head: images in, logits out, as the distiller needs.
     shape = tuple(input_shape) if input_shape else tuple(task.input_shape[1:])
     inputs = keras.Input(shape)
-    return keras.Model(inputs, task(inputs), name=_safe_name(name))
+    converter = getattr(task.preprocessor, "image_converter", None)
+    adapted = inputs
+    if converter is not None:
+        # The converter maps [0, 255] RGB pixels (KerasHub's convention).
+        gain, bias = (np.broadcast_to(np.asarray(default if value is None else value,
+                                                 "float64"), (3,))
+                      for value, default in ((converter.scale, 1.0),
+                                             (converter.offset, 0.0)))
+        adapted = _adapter(inputs, *_compose(normalization, shape[-1], gain, bias,
+                                             np.arange(3)))
+    return keras.Model(inputs, task(adapted), name=_safe_name(name))
 
 
 def _safe_name(name):

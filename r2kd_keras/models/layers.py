@@ -1,6 +1,7 @@
-"""Small channel layers that ShuffleNet needs and core Keras lacks.
+"""Small channel layers that core Keras lacks: ShuffleNet's shuffle and split,
+and the per-channel map that feeds a pretrained model the input it expects.
 
-Both are plain `keras.layers.Layer`s with `get_config`, so models that use them
+All are plain `keras.layers.Layer`s with `get_config`, so models that use them
 survive `keras.models.clone_model`, `.keras` saving and TFLite conversion.
 """
 
@@ -95,4 +96,70 @@ class ChannelSplit(keras.layers.Layer):
     def get_config(self):
         config = super().get_config()
         config.update({"ratio": self.ratio})
+        return config
+
+
+@keras.saving.register_keras_serializable(package="r2kd_keras")
+class ChannelAffine(keras.layers.Layer):
+    """Output channel `j` is `inputs[..., source_channels[j]] * scale[j] + offset[j]`.
+
+    A `keras.layers.Rescaling` that may also reorder channels: it turns the
+    images a pipeline serves into those a pretrained model was trained on,
+    e.g. normalised RGB into the BGR pixels minus the mean of ResNet50's
+    `preprocess_input` (see `r2kd_keras.models.external`).
+
+    Args:
+        scale: sequence of floats, one per output channel.
+        offset: sequence of floats, same length as `scale`.
+        source_channels: sequence of input channel indices, same length as
+            `scale`; None keeps the order (output `j` reads input `j`).
+        **kwargs: standard `keras.layers.Layer` arguments (e.g. `name`).
+
+    Example:
+    >>> to_bgr = ChannelAffine([1.0, 1.0, 1.0], [0.0, 0.0, 0.0], source_channels=[2, 1, 0])
+    >>> keras.ops.convert_to_numpy(to_bgr(keras.ops.ones((1, 1, 1, 3)) * [1.0, 2.0, 3.0]))
+    array([[[[3., 2., 1.]]]], dtype=float32)
+    """
+
+    def __init__(self, scale, offset, source_channels=None, **kwargs):
+        super().__init__(**kwargs)
+        self.scale = [float(v) for v in scale]
+        self.offset = [float(v) for v in offset]
+        if len(self.offset) != len(self.scale) or not self.scale:
+            raise ValueError(
+                "`scale` and `offset` must be non-empty and of one length; received "
+                f"scale={scale!r}, offset={offset!r}.")
+        self.source_channels = None
+        if source_channels is not None:
+            self.source_channels = [int(c) for c in source_channels]
+            if len(self.source_channels) != len(self.scale) or min(self.source_channels) < 0:
+                raise ValueError(
+                    "`source_channels` must hold one channel index >= 0 per entry of "
+                    f"`scale` ({len(self.scale)}); received "
+                    f"source_channels={source_channels!r}.")
+
+    def build(self, input_shape):
+        channels = input_shape[-1]
+        fits = (channels is not None and max(self.source_channels) < channels
+                if self.source_channels else channels == len(self.scale))
+        if not fits:
+            raise ValueError(
+                f"ChannelAffine(scale of {len(self.scale)} channels, "
+                f"source_channels={self.source_channels}) cannot take "
+                f"input_shape={tuple(input_shape)}.")
+
+    def call(self, inputs):
+        if self.source_channels is not None:
+            inputs = ops.take(inputs, self.source_channels, axis=-1)
+        scale = ops.convert_to_tensor(self.scale, dtype=inputs.dtype)
+        offset = ops.convert_to_tensor(self.offset, dtype=inputs.dtype)
+        return inputs * scale + offset
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape[:-1]) + (len(self.scale),)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"scale": self.scale, "offset": self.offset,
+                       "source_channels": self.source_channels})
         return config

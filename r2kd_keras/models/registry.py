@@ -34,7 +34,8 @@ def list_models():
     return list(_BUILDERS)
 
 
-def get_model(name, num_classes, input_shape=None, weights=None, torch_checkpoint=None):
+def get_model(name, num_classes, input_shape=None, weights=None, torch_checkpoint=None,
+              normalization="imagenet"):
     """Builds a registered model: a functional `keras.Model` from images to logits.
 
     Args:
@@ -51,6 +52,10 @@ def get_model(name, num_classes, input_shape=None, weights=None, torch_checkpoin
             architecture (e.g. mdistiller's `resnet32x4_vanilla/ckpt_epoch_240.pth`)
             to load with `load_torch_checkpoint(model, path, strict=True)`; call that
             function directly for its report or `strict=False`. Zoo names only.
+        normalization: `keras:` / `keras_hub:` names: how the images they will
+            be fed were normalised (a `build_pipeline` normalisation: name,
+            `(mean, std)` or None); a first layer turns them into the input
+            their weights expect. Zoo models learn from the images as served.
 
     Returns:
         A new `keras.Model` named `name` (canonical spelling): randomly initialised,
@@ -71,7 +76,8 @@ def get_model(name, num_classes, input_shape=None, weights=None, torch_checkpoin
             raise ValueError(
                 f"torch_checkpoint={torch_checkpoint!r} applies to zoo names only, not "
                 f"{name!r}: the reference checkpoints hold the zoo's architectures.")
-        return external.get_model(name, num_classes, input_shape, weights=weights)
+        return external.get_model(name, num_classes, input_shape, weights=weights,
+                                  normalization=normalization)
     if weights is not None:
         raise ValueError(f"weights={weights!r} applies to keras: names only, not {name!r}.")
     canonical = _ALIASES.get(name, name) if isinstance(name, str) else None

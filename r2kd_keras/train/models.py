@@ -10,7 +10,7 @@ from r2kd_keras.optimizers import recipe_optimizer
 from r2kd_keras.precision import student_policy
 
 
-def load_teacher(path, name, num_classes, input_shape):
+def load_teacher(path, name, num_classes, input_shape, normalization="imagenet"):
     """Builds the zoo model `name` and loads the weights in `path` into it.
 
     Args:
@@ -18,6 +18,8 @@ def load_teacher(path, name, num_classes, input_shape):
         name: the teacher's zoo name.
         num_classes: classes of the dataset.
         input_shape: `(height, width, channels)` of the dataset's images.
+        normalization: the dataset's normalisation (`DatasetInfo.normalization`),
+            for `keras:` teachers (see `models.get_model`).
 
     Returns:
         The teacher, weights loaded.
@@ -31,7 +33,8 @@ def load_teacher(path, name, num_classes, input_shape):
     """
     if not os.path.isfile(path):
         raise FileNotFoundError(f"teacher_weights={path!r} does not exist.")
-    teacher = models_lib.get_model(name, num_classes, input_shape)
+    teacher = models_lib.get_model(name, num_classes, input_shape,
+                                   normalization=normalization)
     try:
         teacher.load_weights(path)
     except (ValueError, KeyError, OSError) as error:
@@ -44,7 +47,7 @@ def load_teacher(path, name, num_classes, input_shape):
     return teacher
 
 
-def build_student(config, num_classes, input_shape, total_steps):
+def build_student(config, num_classes, input_shape, total_steps, normalization="imagenet"):
     """The student of `config`, in mixed precision and wrapped for pruning
     when asked.
 
@@ -53,6 +56,8 @@ def build_student(config, num_classes, input_shape, total_steps):
         num_classes: classes of the dataset.
         input_shape: image shape.
         total_steps: training steps of the run (sets the pruning schedule).
+        normalization: the dataset's normalisation (`DatasetInfo.normalization`),
+            for `keras:` students (see `models.get_model`).
 
     Returns:
         A `keras.Model`.
@@ -66,7 +71,8 @@ def build_student(config, num_classes, input_shape, total_steps):
     try:
         student = models_lib.get_model(config.student, num_classes, input_shape,
                                        weights=config.student_weights,
-                                       torch_checkpoint=config.student_checkpoint)
+                                       torch_checkpoint=config.student_checkpoint,
+                                       normalization=normalization)
     finally:
         keras.config.set_dtype_policy(previous)
     if not config.student_sparsity:

@@ -38,9 +38,18 @@ def format_table(results):
         litert = report.get("accuracy_litert")
         lines.append(
             f"| {config['student']} {METHOD_LABELS.get(method, method)} | "
-            f"{100 * row['accuracy']:.2f} | {row['sparsity']:.2f} | {size} | "
+            f"{100 * row['accuracy']:.2f} | {_sparsity_cell(row)} | {size} | "
             f"{'-' if litert is None else f'{100 * litert:.2f}'} |")
     return "\n".join(lines)
+
+
+def _sparsity_cell(row):
+    # A filter-pruned student is exported dense and smaller: what was pruned
+    # shows in its parameter count, not in zeros.
+    before = row.get("params_before_pruning")
+    if before and row["params"] < before:
+        return f"{1 - row['params'] / before:.2f} cut"
+    return f"{row['sparsity']:.2f}"
 
 
 def plot_curves(csv_path, png_path, title=""):

@@ -40,7 +40,9 @@ def run(config, strategy=None, methods=None):
     Returns:
         dict, also written (on the chief) to `output_dir/results.json`:
         `teacher` (accuracy, source), `students` (per method: `accuracy`,
-        `sparsity`, `export`, `steps`, `images_per_sec`, `train_seconds`),
+        `sparsity` (share of zero weights in the exported student), `params`
+        and `params_before_pruning` (equal unless filter pruning cut the
+        network down), `export`, `steps`, `images_per_sec`, `train_seconds`),
         `wall_seconds`, `config`.
 
     Raises:
@@ -88,7 +90,7 @@ def run(config, strategy=None, methods=None):
         keras.utils.set_random_seed(config.seed)
         with strategy.scope():
             student = build_student(config, info.num_classes, input_shape,
-                                    steps * config.epochs)
+                                    steps * config.epochs, info.normalization)
         stage = train_stage(
             config, strategy, student=student, teacher=teacher, info=info,
             train_ds=train_ds, val_ds=val_ds, directory=directory,
@@ -100,6 +102,9 @@ def run(config, strategy=None, methods=None):
         deployed = pruning.finalize(student)
         summary["sparsity"] = pruning.get_sparsity(deployed)["total"]
         summary["params"] = deployed.count_params()
+        summary["params_before_pruning"] = (
+            pruning.strip_pruning(student).count_params() if config.student_sparsity
+            else summary["params"])
         summary["export"] = None
         if chief and config.export != "none":
             summary["export"] = export_student(

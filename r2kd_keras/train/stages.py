@@ -175,12 +175,14 @@ def teacher_stage(config, strategy, info, train_ds, val_ds, input_shape,
     path = config.teacher_weights or (saved if os.path.isfile(saved) else None)
     if path:
         with strategy.scope():
-            teacher = load_teacher(path, config.teacher, info.num_classes, input_shape)
+            teacher = load_teacher(path, config.teacher, info.num_classes, input_shape,
+                                   info.normalization)
         return teacher, {"source": path, "val_accuracy": None}
     epochs = config.teacher_epochs or config.epochs
     steps = steps_per_epoch_of(config, info)
     with strategy.scope():
-        teacher = models_lib.get_model(config.teacher, info.num_classes, input_shape)
+        teacher = models_lib.get_model(config.teacher, info.num_classes, input_shape,
+                                       normalization=info.normalization)
     stage = train_stage(
         config, strategy, student=teacher, teacher=None, info=info,
         train_ds=train_ds, val_ds=val_ds,

@@ -1,10 +1,10 @@
-"""ChannelShuffle and ChannelSplit against numpy references."""
+"""ChannelShuffle, ChannelSplit and ChannelAffine against numpy references."""
 
 import keras
 import numpy as np
 import pytest
 
-from r2kd_keras.models import ChannelShuffle, ChannelSplit
+from r2kd_keras.models import ChannelAffine, ChannelShuffle, ChannelSplit
 
 
 def _torch_style_shuffle(nhwc, groups):
@@ -43,7 +43,28 @@ def test_channel_split_rejects_bad_ratio():
         ChannelSplit(1.0)
 
 
-@pytest.mark.parametrize("layer", [ChannelShuffle(3, name="s"), ChannelSplit(0.25, name="p")])
+@pytest.mark.parametrize("sources", [None, [2, 1, 0], [0, 0, 1]])
+def test_channel_affine_reads_each_source_channel(sources):
+    x = np.random.default_rng(2).normal(size=(2, 3, 4, 3)).astype("float32")
+    scale, offset = [0.5, -2.0, 3.0], [1.0, 0.0, -4.0]
+    order = sources or [0, 1, 2]
+    want = np.stack([x[..., c] * s + o for c, s, o in zip(order, scale, offset)], -1)
+    got = ChannelAffine(scale, offset, source_channels=sources)(x)
+    np.testing.assert_allclose(np.asarray(got), want, rtol=1e-6)
+
+
+def test_channel_affine_names_what_does_not_fit():
+    with pytest.raises(ValueError, match=r"received scale=\[1\.0\], offset=\[\]"):
+        ChannelAffine([1.0], [])
+    with pytest.raises(ValueError, match=r"source_channels=\[0\]"):
+        ChannelAffine([1.0, 2.0], [0.0, 0.0], source_channels=[0])
+    with pytest.raises(ValueError, match=r"cannot take input_shape=\(1, 2, 2, 1\)"):
+        ChannelAffine([1.0, 1.0, 1.0], [0.0] * 3, source_channels=[2, 1, 0])(
+            np.zeros((1, 2, 2, 1), "float32"))
+
+
+@pytest.mark.parametrize("layer", [ChannelShuffle(3, name="s"), ChannelSplit(0.25, name="p"),
+                                   ChannelAffine([2.0, 1.0], [0.5, 0.0], [1, 0], name="a")])
 def test_layers_round_trip_through_config(layer):
     clone = keras.layers.deserialize(keras.layers.serialize(layer))
     assert type(clone) is type(layer)

@@ -1,9 +1,10 @@
 """Export to LiteRT (TFLite): the converted model gives the Keras logits."""
 
+import keras
 import numpy as np
 import pytest
 
-from r2kd_keras.models import get_model, mobile
+from r2kd_keras.models import ChannelAffine, get_model, mobile
 from tests.models._deterministic import deterministic_weights
 
 
@@ -38,6 +39,15 @@ def test_litert_export_of_shuffle_layers_matches_keras(tmp_path, index):
     model = _small_shufflenets()[index]
     deterministic_weights(model)
     _assert_litert_matches_keras(model, tmp_path / "small.tflite")
+
+
+def test_litert_export_of_the_input_adapter_matches_keras(tmp_path):
+    """A `keras:` model's first layer: BGR reorder, scale and shift convert."""
+    inputs = keras.Input((32, 32, 3))
+    x = ChannelAffine([0.9, 1.1, 1.3], [-0.2, 0.4, 0.1], source_channels=[2, 1, 0])(inputs)
+    x = keras.layers.Conv2D(4, 3)(x)
+    model = keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(x))
+    _assert_litert_matches_keras(model, tmp_path / "adapter.tflite")
 
 
 @pytest.mark.large
