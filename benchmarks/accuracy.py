@@ -53,6 +53,7 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import study  # noqa: E402
+import study_results  # noqa: E402
 from r2kd_keras import pruning  # noqa: E402
 from r2kd_keras import train  # noqa: E402
 
@@ -132,18 +133,18 @@ def paired_differences(results):
     """Seed-paired differences of `PAIRED`, in percentage points.
 
     Args:
-        results: the `study.Results`.
+        results: the `study_results.Results`.
 
     Returns:
-        list of `(label, study.paired(...))`, only comparisons with at
+        list of `(label, study_results.paired(...))`, only comparisons with at
         least one common seed.
 
     Example:
     >>> paired_differences(results)[0]
     ('R2KD - student alone (CE), augment none', {'mean': 1.6, 'std': 0.3, 'positive': 3, 'n': 3})
     """
-    differences = [(label, study.paired(study.per_seed(results, first),
-                                        study.per_seed(results, second)))
+    differences = [(label, study_results.paired(study_results.per_seed(results, first),
+                                        study_results.per_seed(results, second)))
                    for label, first, second in PAIRED]
     return [(label, difference) for label, difference in differences if difference]
 
@@ -185,7 +186,7 @@ def write_report(results, md_path, png_path):
     """Writes the markdown table and the bar chart from the JSON's numbers.
 
     Args:
-        results: the `study.Results`.
+        results: the `study_results.Results`.
         md_path: the markdown file to write.
         png_path: the bar chart to write.
 
@@ -209,7 +210,7 @@ def write_report(results, md_path, png_path):
         "| method | augment none | augment cutmix |",
         "|---|---|---|",
     ]
-    lines += [f"| {label} | " + " | ".join(study.format_cell(cells[a]) for a in study.AUGMENTS)
+    lines += [f"| {label} | " + " | ".join(study_results.format_cell(cells[a]) for a in study.AUGMENTS)
               + " |" for label, cells in _rows_of(results)]
     paired = paired_differences(results)
     if paired:
@@ -227,7 +228,7 @@ def write_report(results, md_path, png_path):
             lines.append(f"| {label} | {d['mean']:+.2f}{std} | {d['positive']} of {d['n']} |")
     lines += [""] + _blend_lines(results)
     lines += [
-        f"Teacher {settings['teacher']}: {study.format_cell(teacher)} top-1, trained "
+        f"Teacher {settings['teacher']}: {study_results.format_cell(teacher)} top-1, trained "
         f"{settings['teacher_epochs']} epochs, once per seed, cached; every method "
         f"computed its teachers in {settings['teacher_dtype']}.",
         "",
@@ -239,7 +240,7 @@ def write_report(results, md_path, png_path):
         "(the recipe's 150/180/210 of 240, scaled); DKD's warm-up of 20 of 240 "
         "epochs scaled the same way.",
         "",
-        *study.report_footer(data, png_path),
+        *study_results.report_footer(data, png_path),
     ]
     with open(md_path, "w") as f:
         f.write("\n".join(lines))
@@ -342,7 +343,7 @@ def main(argv=None):
     specs = study.select(args.configs)
     os.makedirs(args.output_dir, exist_ok=True)
     stem = os.path.join(args.output_dir, f"accuracy-{args.dataset}")
-    results = study.Results(stem + ".json", settings)
+    results = study_results.Results(stem + ".json", settings)
     results.start_session(shlex.join(["python", "benchmarks/accuracy.py", *argv]))
     report = functools.partial(write_report, results, stem + ".md", stem + ".png")
     cache_dir = args.cache_dir or os.path.join(args.output_dir, "cache")
@@ -375,7 +376,7 @@ def main(argv=None):
             results.add_run(spec.name, seed, {"top1": top1, "train_seconds": seconds,
                                               "steps": steps_done})
             report()
-    return study.finish(results, report, stem)
+    return study_results.finish(results, report, stem)
 
 if __name__ == "__main__":
     try:

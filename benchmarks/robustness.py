@@ -52,6 +52,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import robustness_report as report_lib  # noqa: E402
 import study  # noqa: E402
+import study_results  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -152,7 +153,7 @@ def run_stage(config, prefix, specs, data, cache_dir, evaluate, results, report)
         data: `(train_ds, val_ds, info)` of the training set.
         cache_dir: teachers' and students' folder of this training set.
         evaluate: `model -> record` (a dict with `top1`).
-        results: the `study.Results`.
+        results: the `study_results.Results`.
         report: rewrites the report.
 
     Example:
@@ -262,7 +263,7 @@ def main(argv=None):
         argv: command-line arguments; None: `sys.argv[1:]`.
 
     Returns:
-        The `study.Results`.
+        The `study_results.Results`.
 
     Example:
     >>> main(["--parts", "noise", "--seeds", "0", "--noise_rates", "0.4"])
@@ -274,7 +275,7 @@ def main(argv=None):
     stem = os.path.join(args.output_dir, f"robustness-{config.dataset}")
     settings = {**settings, "severities": args.severities,
                 "corruption_seed": CORRUPTION_SEED}
-    results = study.Results(stem + ".json", settings)
+    results = study_results.Results(stem + ".json", settings)
     results.start_session(shlex.join(["python", "benchmarks/robustness.py", *argv]))
     report = functools.partial(report_lib.write_report, results, args.noise_specs,
                                stem + ".md", stem + ".png")
@@ -296,7 +297,7 @@ def main(argv=None):
                           os.path.join(cache_dir, f"labelnoise{rate:g}"),
                           lambda model: {"top1": test_sets.top1(model, test_sets.images)},
                           results, report)
-    return study.finish(results, report, stem)
+    return study_results.finish(results, report, stem)
 
 
 if __name__ == "__main__":

@@ -1,12 +1,13 @@
 """The report of `robustness.py`: tables, paired differences and the chart.
 
-Everything here reads the study's JSON (`study.Results`) and nothing else,
-so the report can be rewritten from the numbers at any time.
+Everything here reads the study's JSON (`study_results.Results`) and nothing
+else, so the report can be rewritten from the numbers at any time.
 """
 
 import numpy as np
 
 import study
+import study_results
 from r2kd_keras.data.corrupt import CORRUPTIONS
 
 # The methods R2KD is compared with, in table order.
@@ -36,7 +37,7 @@ def teacher_tracking(results, name):
     weaknesses too; this measures it per seed, over the corrupted sets.
 
     Args:
-        results: the `study.Results`.
+        results: the `study_results.Results`.
         name: a `corrupt:` run.
 
     Returns:
@@ -59,7 +60,7 @@ def teacher_tracking(results, name):
 
 
 def _cell(values):
-    return study.format_cell(study.summarize(list(values)) if values else None)
+    return study_results.format_cell(study_results.summarize(list(values)) if values else None)
 
 
 def _difference_cell(difference):
@@ -100,16 +101,16 @@ def _corruption_lines(results):
         "|---|---|---|---|",
     ]
     for label, name in rows:
-        lines.append(f"| {label} | {_cell(study.per_seed(results, name).values())} "
-                     f"| {_cell(study.per_seed(results, name, mean_corruption_accuracy).values())} "
-                     f"| {_cell(study.per_seed(results, name, relative_drop).values())} |")
+        lines.append(f"| {label} | {_cell(study_results.per_seed(results, name).values())} "
+                     f"| {_cell(study_results.per_seed(results, name, mean_corruption_accuracy).values())} "
+                     f"| {_cell(study_results.per_seed(results, name, relative_drop).values())} |")
     lines += ["", "Top-1 (%) per corruption, mean over severities and seeds:", "",
               "| model | " + " | ".join(CORRUPTIONS) + " |",
               "|---|" + "---|" * len(CORRUPTIONS)]
     for label, name in rows:
         cells = []
         for corruption in CORRUPTIONS:
-            by_seed = study.per_seed(results, name, lambda r, c=corruption: float(
+            by_seed = study_results.per_seed(results, name, lambda r, c=corruption: float(
                 np.mean(list(r["corrupted"][c].values()))))
             cells.append(f"{100 * np.mean(list(by_seed.values())):.2f}")
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
@@ -129,8 +130,8 @@ def _corruption_lines(results):
     for augment in study.AUGMENTS:
         for method in COMPARED:
             first, second = f"corrupt:r2kd/{augment}", f"corrupt:{method}/{augment}"
-            cells = [_difference_cell(study.paired(study.per_seed(results, first, value),
-                                                   study.per_seed(results, second, value)))
+            cells = [_difference_cell(study_results.paired(study_results.per_seed(results, first, value),
+                                                   study_results.per_seed(results, second, value)))
                      for value in (lambda r: r["top1"], mean_corruption_accuracy,
                                    relative_drop)]
             if cells[0] != "-":
@@ -165,7 +166,7 @@ def _noise_lines(results, noise_specs):
     for spec in [*noise_specs, None]:
         suffix = "teacher" if spec is None else spec.name
         label = "teacher" if spec is None else f"{spec.label}, augment {spec.augment}"
-        cells = [_cell(study.per_seed(results, f"{prefix}:{suffix}").values())
+        cells = [_cell(study_results.per_seed(results, f"{prefix}:{suffix}").values())
                  for prefix in ["corrupt", *prefixes]]
         if any(cell != "-" for cell in cells[1:]):
             lines.append(f"| {label} | " + " | ".join(cells) + " |")
@@ -173,9 +174,9 @@ def _noise_lines(results, noise_specs):
     for spec in noise_specs:
         if spec.method == "r2kd":
             continue
-        cells = [_difference_cell(study.paired(
-            study.per_seed(results, f"{prefix}:r2kd/{spec.augment}"),
-            study.per_seed(results, f"{prefix}:{spec.name}"))) for prefix in prefixes]
+        cells = [_difference_cell(study_results.paired(
+            study_results.per_seed(results, f"{prefix}:r2kd/{spec.augment}"),
+            study_results.per_seed(results, f"{prefix}:{spec.name}"))) for prefix in prefixes]
         if any(cell != "-" for cell in cells):
             differences.append(f"| R2KD - {spec.label}, augment {spec.augment} | "
                                + " | ".join(cells) + " |")
@@ -192,7 +193,7 @@ def write_report(results, noise_specs, md_path, png_path):
     """Writes the markdown tables and the chart from the JSON's numbers.
 
     Args:
-        results: the `study.Results`.
+        results: the `study_results.Results`.
         noise_specs: the configurations of part (b), in table order.
         md_path: the markdown file to write.
         png_path: the chart to write.
@@ -221,7 +222,7 @@ def write_report(results, noise_specs, md_path, png_path):
         "CIFAR-10-C parameters, applied to the 28x28 grey test images with seed "
         f"{settings['corruption_seed']} (the same corrupted images for every model).",
         "",
-        *study.report_footer(data, png_path, last_session=False),
+        *study_results.report_footer(data, png_path, last_session=False),
     ]
     with open(md_path, "w") as f:
         f.write("\n".join(lines))
@@ -239,7 +240,7 @@ def _plot(results, noise_specs, png_path):
     rows = _rows(results, "corrupt", study.METHODS_GRID)
     for offset, (value, label) in enumerate([(lambda r: r["top1"], "clean"),
                                              (mean_corruption_accuracy, "mCA")]):
-        stats = [study.summarize(list(study.per_seed(results, name, value).values()))
+        stats = [study_results.summarize(list(study_results.per_seed(results, name, value).values()))
                  for _, name in rows]
         left.bar(np.arange(len(rows)) + (offset - 0.5) * 0.4, [s["mean"] for s in stats],
                  0.4, yerr=[s["std"] or 0.0 for s in stats], capsize=3, label=label)
@@ -252,9 +253,9 @@ def _plot(results, noise_specs, png_path):
     prefixes = ["corrupt", *_noise_prefixes(results)]
     rates = [0.0] + [float(p[len("noise"):]) for p in prefixes[1:]]
     for spec in noise_specs:
-        points = [(100 * rate, study.summarize(list(by_seed.values())))
+        points = [(100 * rate, study_results.summarize(list(by_seed.values())))
                   for rate, prefix in zip(rates, prefixes)
-                  if (by_seed := study.per_seed(results, f"{prefix}:{spec.name}"))]
+                  if (by_seed := study_results.per_seed(results, f"{prefix}:{spec.name}"))]
         if points:
             right.errorbar([x for x, _ in points], [s["mean"] for _, s in points],
                            yerr=[s["std"] or 0.0 for _, s in points], marker="o",

@@ -19,7 +19,7 @@ _SPEC = importlib.util.spec_from_file_location("accuracy_benchmark", _PATH)
 accuracy = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(accuracy)
 # The harness accuracy.py imports (tests/test_study_benchmark.py covers it).
-study = sys.modules["study"]
+study_results = sys.modules["study_results"]
 
 TINY = ["--train_subset", "512", "--epochs", "1", "--teacher_epochs", "1",
         "--seeds", "0", "--test_subset", "256", "--teacher", "resnet8",
@@ -50,7 +50,7 @@ def _teacher_file(directory):
 
 
 def test_paired_differences_by_hand():
-    results = study.Results.__new__(study.Results)
+    results = study_results.Results.__new__(study_results.Results)
     results.data = {"runs": {
         "r2kd/none": {"0": {"top1": 0.86}, "1": {"top1": 0.87}, "2": {"top1": 0.85}},
         "kd/none": {"0": {"top1": 0.85}, "1": {"top1": 0.88}},

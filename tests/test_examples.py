@@ -186,6 +186,8 @@ def test_tinyimagenet_mirrored_two_cpu_replicas(tmp_path):
                  "teacher/last.keras", "teacher/metrics.csv"):
         assert os.path.isfile(os.path.join(out, name)), name
     assert os.listdir(os.path.join(out, "logs", "train"))
+    with open(os.path.join(out, "best.json")) as f:
+        assert json.load(f)["epoch"] == 0
     with open(os.path.join(out, "curves.png"), "rb") as f:
         assert f.read(8) == b"\x89PNG\r\n\x1a\n"
     assert "R2KD" in result.stdout

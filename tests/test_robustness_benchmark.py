@@ -32,6 +32,7 @@ robustness = _load("robustness")
 accuracy = _load("accuracy")
 # The modules robustness.py imports: the shared harness and its report.
 study, report = sys.modules["study"], sys.modules["robustness_report"]
+study_results = sys.modules["study_results"]
 
 DEBIAN = "/usr/share/datasets/fashion-mnist"
 needs_fashion = pytest.mark.skipif(not os.path.isdir(DEBIAN),
@@ -84,7 +85,7 @@ def test_mean_corruption_accuracy_and_relative_drop_by_hand():
 
 
 def test_teacher_tracking_by_hand():
-    results = study.Results.__new__(study.Results)
+    results = study_results.Results.__new__(study_results.Results)
     teacher = {"top1": 0.9, "corrupted": {"a": {"1": 0.8, "5": 0.6},
                                           "b": {"1": 0.85, "5": 0.7}}}
     student = {"top1": 0.8, "corrupted": {"a": {"1": 0.5, "5": 0.7},
@@ -105,7 +106,7 @@ def test_report_tables_agree_with_the_numbers_by_hand(tmp_path):
                 "epochs": 8, "teacher_epochs": 10, "train_subset": 8000, "val_subset": None,
                 "batch_size": 64, "lr": 0.05, "teacher_dtype": "bfloat16",
                 "severities": [1, 5], "corruption_seed": 0}
-    results = study.Results(stem + ".json", settings)
+    results = study_results.Results(stem + ".json", settings)
     results.start_session("python benchmarks/robustness.py")
     runs = {
         "corrupt:r2kd/none": {"0": _record(0.88, 0.70), "1": _record(0.86, 0.66)},

@@ -1,6 +1,6 @@
-"""benchmarks/study.py, the harness of the seeded studies: the grid and its
-selection, the summaries and seed-paired differences by hand, the settings a
-JSON keeps (the teachers' dtype as resolved, never "auto"), the refusal to
+"""benchmarks/study.py and study_results.py, the harness of the seeded
+studies: the grid and its selection, the summaries and seed-paired
+differences by hand, the settings a JSON keeps (the teachers' dtype as resolved, never "auto"), the refusal to
 mix settings, and the host record of every session."""
 
 import argparse
@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.dirname(_PATH))
 _SPEC = importlib.util.spec_from_file_location("study_benchmark", _PATH)
 study = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(study)
+import study_results  # noqa: E402  (beside study.py)
 
 
 def _args(*flags):
@@ -61,19 +62,19 @@ def test_select_matches_patterns_in_grid_order_and_names_a_miss():
 
 def test_summary_is_mean_and_sample_std_in_percent():
     # By hand: mean 90; deviations -10, 0, 10 -> variance 200 / (3 - 1) = 100.
-    assert study.summarize([0.8, 0.9, 1.0]) == {"mean": 90.0, "std": 10.0, "n": 3}
-    assert study.summarize([0.5]) == {"mean": 50.0, "std": None, "n": 1}
-    assert study.format_cell(study.summarize([0.8, 0.9, 1.0])) == "90.00 ± 10.00 (n=3)"
-    assert study.format_cell(None) == "-"
+    assert study_results.summarize([0.8, 0.9, 1.0]) == {"mean": 90.0, "std": 10.0, "n": 3}
+    assert study_results.summarize([0.5]) == {"mean": 50.0, "std": None, "n": 1}
+    assert study_results.format_cell(study_results.summarize([0.8, 0.9, 1.0])) == "90.00 ± 10.00 (n=3)"
+    assert study_results.format_cell(None) == "-"
 
 
 def test_paired_differences_by_hand():
     # Common seeds 0 and 1: +2 and -1 pp -> mean 0.5, std sqrt(4.5).
-    difference = study.paired({"0": 0.52, "1": 0.49, "2": 0.7}, {"0": 0.50, "1": 0.50})
+    difference = study_results.paired({"0": 0.52, "1": 0.49, "2": 0.7}, {"0": 0.50, "1": 0.50})
     assert difference["mean"] == pytest.approx(0.5)
     assert difference["std"] == pytest.approx(np.sqrt(4.5))
     assert (difference["positive"], difference["n"]) == (1, 2)
-    assert study.paired({"0": 0.5}, {"1": 0.5}) is None
+    assert study_results.paired({"0": 0.5}, {"1": 0.5}) is None
 
 
 @pytest.mark.parametrize("flag, stored", [("float32", "float32"), ("bfloat16", "bfloat16"),
@@ -105,24 +106,24 @@ def test_students_of_other_teacher_dtypes_are_cached_apart():
 def test_a_json_of_other_teacher_dtypes_is_refused_saying_what_to_pass(tmp_path):
     path = str(tmp_path / "accuracy-fashion_mnist.json")
     _, settings = study.study_config(_args("--teacher_dtype", "bfloat16"), "fashion_mnist")
-    results = study.Results(path, settings)
+    results = study_results.Results(path, settings)
     results.start_session("python benchmarks/accuracy.py --teacher_dtype bfloat16")
     results.add_run("kd/none", 0, {"top1": 0.8})
     _, other = study.study_config(_args("--teacher_dtype", "float32"), "fashion_mnist")
     with pytest.raises(ValueError) as raised:
-        study.Results(path, other)
+        study_results.Results(path, other)
     message = str(raised.value)
     assert "{'teacher_dtype': ('bfloat16', 'float32')}" in message
     assert "pass --teacher_dtype bfloat16" in message
     # The same settings resume, with what the file holds.
-    assert study.Results(path, settings).has("kd/none", 0)
+    assert study_results.Results(path, settings).has("kd/none", 0)
 
 
 def test_each_session_records_its_hosts_vector_units_and_the_footer_lists_them(tmp_path):
     with open("/proc/cpuinfo") as f:
         flags = set(next(line for line in f if line.startswith("flags")).split(":")[1].split())
-    environment = study.environment()
-    assert environment["cpu_isa"] == [f for f in study.ISA_FLAGS if f in flags]
+    environment = study_results.environment()
+    assert environment["cpu_isa"] == [f for f in study_results.ISA_FLAGS if f in flags]
     data = {"sessions": [
         {"command": "a", "load_average": 1.0, "wall_seconds": 60.0,
          "environment": {**environment, "cpu": "Old CPU"}},  # written before cpu_isa
@@ -130,7 +131,7 @@ def test_each_session_records_its_hosts_vector_units_and_the_footer_lists_them(t
             **environment, "cpu": "New CPU", "cpu_isa": ["avx2", "avx512_bf16"]}},
     ]}
     del data["sessions"][0]["environment"]["cpu_isa"]
-    footer = "\n".join(study.report_footer(data, str(tmp_path / "x.png")))
+    footer = "\n".join(study_results.report_footer(data, str(tmp_path / "x.png")))
     assert "Old CPU in 1 session(s); New CPU (avx2, avx512_bf16) in 1 session(s)" in footer
     assert "Wall time: 3.0 min over 2 session(s); last session 2.0 min." in footer
     assert "`a`, `b`" in footer and "![chart](x.png)" in footer
