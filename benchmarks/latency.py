@@ -140,6 +140,29 @@ def export_file(model, path, quantize, calibration):
         )
 
 
+def _as_input(interpreter, x):
+    """`x` as the file's input tensor expects it (quantised for int8 io)."""
+    detail = interpreter.get_input_details()[0]
+    if detail["dtype"] == np.int8:
+        scale, zero = detail["quantization"]
+        x = np.clip(np.round(x / scale) + zero, -128, 127).astype(np.int8)
+    return detail["index"], x
+
+
+def litert_top1(path, x, y):
+    """Top-1 of the `.tflite` file itself on `(x, y)`, one image per call
+    (int8 logits keep their order: the output scale is positive)."""
+    interpreter = Interpreter(model_path=path)
+    interpreter.allocate_tensors()
+    output = interpreter.get_output_details()[0]["index"]
+    hits = 0
+    for image, label in zip(x, y):
+        interpreter.set_tensor(*_as_input(interpreter, image[None]))
+        interpreter.invoke()
+        hits += int(np.argmax(interpreter.get_tensor(output)[0]) == label)
+    return hits / len(y)
+
+
 def interleaved_latency(paths, size, threads, rounds, reps):
     """Median ms per image of each file, timed in interleaved rounds."""
     x = np.random.default_rng(0).random((1, size, size, 3)).astype(np.float32)
@@ -147,12 +170,7 @@ def interleaved_latency(paths, size, threads, rounds, reps):
     for key, path in paths.items():
         interpreter = Interpreter(model_path=path, num_threads=threads)
         interpreter.allocate_tensors()
-        detail = interpreter.get_input_details()[0]
-        value = x
-        if detail["dtype"] == np.int8:
-            scale, zero = detail["quantization"]
-            value = np.clip(np.round(x / scale) + zero, -128, 127).astype(np.int8)
-        interpreter.set_tensor(detail["index"], value)
+        interpreter.set_tensor(*_as_input(interpreter, x))
         for _ in range(5):
             interpreter.invoke()
         interpreters[key] = interpreter
@@ -224,6 +242,8 @@ def run(args, on_rows):
                         "x_dense_1_thread": timing[1][label] / timing[1]["dense"],
                         "x_dense_2_threads": timing[2][label] / timing[2]["dense"],
                         "top1": finals[label][1] if size == 32 else None,
+                        "top1_litert": (litert_top1(paths[label], x_test, y_test)
+                                        if size == 32 else None),
                     })
                     print(json.dumps(rows[-1]), flush=True)
                 on_rows(rows)
@@ -251,24 +271,27 @@ def write(args, rows, seconds):
         f"Top-1 on {args.test_examples} test images"
         + (f" (32x32 only; the {args.large_input}x{args.large_input} rows reuse the "
            "same weights, for latency and size)" if args.large_input else "")
-        + ". int8 = full integer with int8 io. "
+        + "; `top-1` is the Keras model's, `LiteRT` the exported file's (so the int8 "
+        "rows show what quantisation costs). int8 = full integer with int8 io. "
         f"Latency: median over {args.rounds} interleaved rounds x {args.reps} "
         "invocations; `x dense` is the ratio to the dense file timed in the same "
         "rounds. FLOPs: 2 x multiply-adds of Conv/Dense layers as executed "
         "(zeros of unstructured sparsity are still multiplied by dense kernels).",
         "",
         "| model | input | config | quant | params | MFLOPs | weight sparsity | sparse enc. "
-        "| gzip bytes | ms 1 thr | x dense | ms 2 thr | x dense | top-1 |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| gzip bytes | ms 1 thr | x dense | ms 2 thr | x dense | top-1 | LiteRT |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
-        top1 = f"{r['top1']:.1%}" if r["top1"] is not None else ""
+        top1, litert = (f"{r[key]:.1%}" if r.get(key) is not None else ""
+                        for key in ("top1", "top1_litert"))
         lines.append(
             f"| {r['model']} | {r['input']} | {r['config']} | {r['quantize']} "
             f"| {r['params']:,} | {r['flops'] / 1e6:.1f} | {r['weight_sparsity']:.0%} "
             f"| {'yes' if r['sparse_encoding'] else 'no'} | {r['bytes_gzip']:,} "
             f"| {r['ms_1_thread']:.3f} | {r['x_dense_1_thread']:.2f} "
-            f"| {r['ms_2_threads']:.3f} | {r['x_dense_2_threads']:.2f} | {top1} |"
+            f"| {r['ms_2_threads']:.3f} | {r['x_dense_2_threads']:.2f} | {top1} "
+            f"| {litert} |"
         )
     lines += [""] + [f"- {note}" for note in NOTES]
     with open(args.out + ".md", "w") as f:
