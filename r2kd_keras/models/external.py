@@ -306,10 +306,10 @@ def as_functional(task, input_shape, name, normalization="imagenet"):
     adapted = inputs
     if converter is not None:
         # The converter maps [0, 255] RGB pixels (KerasHub's convention).
-        gain, bias = (np.broadcast_to(np.asarray(default if value is None else value,
-                                                 "float64"), (3,))
-                      for value, default in ((converter.scale, 1.0),
-                                             (converter.offset, 0.0)))
+        scale = 1.0 if converter.scale is None else converter.scale
+        offset = 0.0 if converter.offset is None else converter.offset
+        gain = np.broadcast_to(np.asarray(scale, "float64"), (3,))
+        bias = np.broadcast_to(np.asarray(offset, "float64"), (3,))
         adapted = _adapter(inputs, *_compose(normalization, shape[-1], gain, bias,
                                              np.arange(3)))
     return keras.Model(inputs, task(adapted), name=_safe_name(name))

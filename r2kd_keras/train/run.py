@@ -102,9 +102,11 @@ def run(config, strategy=None, methods=None):
         deployed = pruning.finalize(student)
         summary["sparsity"] = pruning.get_sparsity(deployed)["total"]
         summary["params"] = deployed.count_params()
-        summary["params_before_pruning"] = (
-            pruning.strip_pruning(student).count_params() if config.student_sparsity
-            else summary["params"])
+        # The wrapped student minus what its wrappers add (masks, step): no
+        # second copy of the model, as strip_pruning would make.
+        summary["params_before_pruning"] = student.count_params() - sum(
+            w.count_params() - w.layer.count_params()
+            for w in pruning.pruning_wrappers(student))
         summary["export"] = None
         if chief and config.export != "none":
             summary["export"] = export_student(
